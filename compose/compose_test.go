@@ -1,0 +1,127 @@
+// Package compose holds the docker compose file of the system and a test
+// that keeps it in agreement with the local stack (Docker cannot run here,
+// so the file is checked, not started).
+package compose
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+type service struct {
+	Image       string            `yaml:"image"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
+	Build       *struct {
+		Context    string `yaml:"context"`
+		Dockerfile string `yaml:"dockerfile"`
+	} `yaml:"build"`
+}
+
+func load(t *testing.T) map[string]service {
+	t.Helper()
+	b, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Services map[string]service `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		t.Fatalf("parsing docker-compose.yml: %v", err)
+	}
+	return f.Services
+}
+
+// The local stack's defaults (scripts/stack.sh and the programs' flags).
+const (
+	pgPort    = "5432"
+	kafkaPort = "9092"
+	redisPort = "6379"
+	apiPort   = "8080"
+)
+
+func TestComposeMatchesLocalStack(t *testing.T) {
+	svcs := load(t)
+	for _, name := range []string{"postgres", "kafka", "redis", "producer", "projector", "query-api", "setup", "simulator"} {
+		if _, ok := svcs[name]; !ok {
+			t.Fatalf("service %s missing", name)
+		}
+	}
+	ports := []struct{ service, port string }{
+		{"postgres", pgPort}, {"kafka", kafkaPort}, {"redis", redisPort}, {"query-api", apiPort},
+		{"producer", "9101"}, {"projector", "9102"},
+	}
+	for _, p := range ports {
+		t.Run("port "+p.service, func(t *testing.T) {
+			want := "127.0.0.1:" + p.port + ":" + p.port
+			if !slices.Contains(svcs[p.service].Ports, want) {
+				t.Fatalf("%s ports %v, want %s", p.service, svcs[p.service].Ports, want)
+			}
+		})
+	}
+	t.Run("postgres is logical and uses the stack's credentials", func(t *testing.T) {
+		pg := svcs["postgres"]
+		if !slices.Contains(pg.Command, "wal_level=logical") {
+			t.Fatalf("postgres command %v lacks wal_level=logical", pg.Command)
+		}
+		env := pg.Environment
+		if env["POSTGRES_USER"] != "stock" || env["POSTGRES_PASSWORD"] != "stock" || env["POSTGRES_DB"] != "stock" {
+			t.Fatalf("postgres env %v, want stock/stock/stock", env)
+		}
+	})
+	t.Run("kafka is 4.x KRaft without auto topic creation", func(t *testing.T) {
+		k := svcs["kafka"]
+		if !regexp.MustCompile(`^apache/kafka:4\.`).MatchString(k.Image) {
+			t.Fatalf("kafka image %q, want apache/kafka:4.x", k.Image)
+		}
+		if k.Environment["KAFKA_PROCESS_ROLES"] != "broker,controller" {
+			t.Fatalf("kafka roles %q, want combined KRaft", k.Environment["KAFKA_PROCESS_ROLES"])
+		}
+		// The producer creates its topics with the right cleanup policy;
+		// auto-created topics would be neither compacted nor partitioned right.
+		if k.Environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] != "false" {
+			t.Fatal("kafka must not auto-create topics")
+		}
+		if !strings.Contains(k.Environment["KAFKA_ADVERTISED_LISTENERS"], "127.0.0.1:"+kafkaPort) {
+			t.Fatalf("kafka must advertise 127.0.0.1:%s to host clients", kafkaPort)
+		}
+	})
+	t.Run("programs point at the compose services", func(t *testing.T) {
+		for _, name := range []string{"producer", "projector", "query-api", "setup", "simulator"} {
+			s := svcs[name]
+			if s.Build == nil || s.Build.Dockerfile != "compose/Dockerfile" {
+				t.Fatalf("%s must build from compose/Dockerfile", name)
+			}
+			env := s.Environment
+			if env["STOCK_PG_URL"] != "postgres://stock:stock@postgres:"+pgPort+"/stock?sslmode=disable" ||
+				env["STOCK_REDIS_ADDR"] != "redis:"+redisPort || !strings.HasPrefix(env["STOCK_KAFKA_BROKERS"], "kafka:") {
+				t.Fatalf("%s environment %v does not point at the compose services", name, env)
+			}
+		}
+		if got := svcs["query-api"].Command; !slices.Contains(got, ":"+apiPort) {
+			t.Fatalf("query-api command %v does not listen on %s", got, apiPort)
+		}
+	})
+	t.Run("dockerfile builds every program", func(t *testing.T) {
+		b, err := os.ReadFile("Dockerfile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, prog := range []string{"producer", "projector", "query-api", "scripts/warehouse"} {
+			if _, err := os.Stat(filepath.Join("..", prog, "main.go")); err != nil {
+				t.Fatalf("program %s: %v", prog, err)
+			}
+			if !strings.Contains(string(b), "./"+prog) {
+				t.Fatalf("Dockerfile does not build %s", prog)
+			}
+		}
+	})
+}

@@ -1,0 +1,134 @@
+// Package cdc runs the producer's pipeline: it recovers what Kafka already
+// holds, takes the initial snapshot when the slot is new, then streams
+// pgoutput transactions into Kafka transactions and confirms each LSN to
+// PostgreSQL only after Kafka committed it. It wires source, state and sink
+// and must hold no PostgreSQL or Kafka protocol code itself.
+package cdc
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/stockpipe/stock/schemas"
+)
+
+// Config of the pipeline. Zero fields take the defaults of setDefaults.
+type Config struct {
+	PostgresURL string
+	Slot        string
+	Publication string
+
+	Brokers           []string
+	TransactionalID   string
+	LevelsTopic       string
+	ChangesTopic      string
+	AlertsTopic       string
+	CheckpointTopic   string
+	Partitions        int32
+	ReplicationFactor int16
+	MinInsyncReplicas int
+	Retention         time.Duration
+
+	// BatchMaxRecords and BatchLinger bound one Kafka transaction: it is
+	// committed at a source commit once it holds this many records or has
+	// been open this long, or when the stream goes idle for BatchLinger.
+	BatchMaxRecords int
+	BatchLinger     time.Duration
+	// SnapshotChunk is how many products one snapshot Kafka transaction holds.
+	SnapshotChunk     int
+	StatusInterval    time.Duration
+	HeartbeatInterval time.Duration
+	ShutdownTimeout   time.Duration
+	// Source is the CloudEvents ce_source of every record.
+	Source string
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Slot, "stock_cdc")
+	def(&c.Publication, "stock_pub")
+	def(&c.LevelsTopic, schemas.TopicLevels)
+	def(&c.ChangesTopic, schemas.TopicChanges)
+	def(&c.AlertsTopic, schemas.TopicAlerts)
+	def(&c.CheckpointTopic, "stock.producer.checkpoints")
+	def(&c.TransactionalID, "stock-producer-"+c.Slot)
+	def(&c.Source, "/stock-producer/"+c.Slot)
+	if c.Partitions == 0 {
+		c.Partitions = 6
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.MinInsyncReplicas == 0 {
+		c.MinInsyncReplicas = 1
+	}
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if c.BatchMaxRecords == 0 {
+		c.BatchMaxRecords = 20_000
+	}
+	if c.BatchLinger == 0 {
+		c.BatchLinger = 5 * time.Millisecond
+	}
+	if c.SnapshotChunk == 0 {
+		c.SnapshotChunk = 5_000
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = time.Second
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 10 * time.Second
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.PostgresURL == "" {
+		errs = append(errs, errors.New("postgres url is required"))
+	}
+	if !identifier.MatchString(c.Slot) {
+		errs = append(errs, fmt.Errorf("slot %q: want lower-case letters, digits and _ (at most 63)", c.Slot))
+	}
+	if !identifier.MatchString(c.Publication) {
+		errs = append(errs, fmt.Errorf("publication %q: want lower-case letters, digits and _ (at most 63)", c.Publication))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("at least one kafka broker is required"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("partitions %d: want >= 1", c.Partitions))
+	}
+	if c.ReplicationFactor < 1 {
+		errs = append(errs, fmt.Errorf("replication factor %d: want >= 1", c.ReplicationFactor))
+	}
+	if c.MinInsyncReplicas < 1 || c.MinInsyncReplicas > int(c.ReplicationFactor) {
+		errs = append(errs, fmt.Errorf("min.insync.replicas %d: want 1..replication factor", c.MinInsyncReplicas))
+	}
+	if c.BatchMaxRecords < 1 {
+		errs = append(errs, fmt.Errorf("batch max records %d: want >= 1", c.BatchMaxRecords))
+	}
+	if c.BatchLinger < 0 || c.BatchLinger > time.Second {
+		errs = append(errs, fmt.Errorf("batch linger %s: want 0..1s", c.BatchLinger))
+	}
+	if c.SnapshotChunk < 1 {
+		errs = append(errs, fmt.Errorf("snapshot chunk %d: want >= 1", c.SnapshotChunk))
+	}
+	if c.StatusInterval <= 0 || c.HeartbeatInterval <= 0 {
+		errs = append(errs, errors.New("status and heartbeat intervals must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,53 @@
+package cdc
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics of the pipeline, registered on the registerer given to New.
+type Metrics struct {
+	changesRead     prometheus.Counter
+	recordsProduced *prometheus.CounterVec
+	kafkaTxns       prometheus.Counter
+	sourceTxns      prometheus.Counter
+	commitLatency   prometheus.Histogram
+	kafkaCommit     prometheus.Histogram
+	confirmLagBytes prometheus.Gauge
+	slotLagBytes    prometheus.Gauge
+	snapshotRows    prometheus.Counter
+	stateRows       prometheus.Gauge
+	stateProducts   prometheus.Gauge
+}
+
+// NewMetrics registers the pipeline's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		changesRead: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_producer_changes_read_total", Help: "Row changes read from the replication stream."}),
+		recordsProduced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stock_producer_records_produced_total", Help: "Records committed to Kafka, per topic."}, []string{"topic"}),
+		kafkaTxns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_producer_kafka_transactions_total", Help: "Kafka transactions committed."}),
+		sourceTxns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_producer_source_transactions_total", Help: "Source transactions written to Kafka."}),
+		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "stock_producer_commit_to_kafka_seconds", Help: "Time from source commit to Kafka commit, per source transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		kafkaCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "stock_producer_kafka_commit_seconds", Help: "Duration of flushing and committing one Kafka transaction.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		confirmLagBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_confirm_lag_bytes", Help: "Server WAL end minus the LSN confirmed to PostgreSQL."}),
+		slotLagBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_slot_lag_bytes", Help: "pg_current_wal_lsn() minus the slot's confirmed_flush_lsn."}),
+		snapshotRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_producer_snapshot_rows_total", Help: "Rows read by snapshots."}),
+		stateRows: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_state_rows", Help: "Rows held in the per-product state."}),
+		stateProducts: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_state_products", Help: "Products held in the per-product state."}),
+	}
+	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency,
+		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts)
+	return m
+}

@@ -1,0 +1,232 @@
+package cdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stockpipe/stock/producer/sink"
+	"github.com/stockpipe/stock/producer/source"
+	"github.com/stockpipe/stock/producer/state"
+	"github.com/stockpipe/stock/schemas"
+)
+
+// ErrSlotInUse is returned when another process streams from the slot.
+var ErrSlotInUse = errors.New("replication slot is in use by another process")
+
+// Pipeline is one producer instance.
+type Pipeline struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	kopts   []kgo.Opt
+	// hooks go on the transactional writer's client only: metric hooks
+	// such as kprom register once per registry.
+	hooks []kgo.Opt
+	build recordBuilder
+}
+
+// New checks cfg and prepares a pipeline; writerOpts (hooks such as kprom)
+// are added to the transactional writer's client, which outlives one Run.
+func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) (*Pipeline, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid producer config: %w", err)
+	}
+	p := &Pipeline{cfg: cfg, log: log, metrics: metrics}
+	// The client logs every transaction at info; keep warnings and errors.
+	klog := slog.New(minLevel{slog.LevelWarn, log.Handler()}).With("component", "kafka")
+	p.kopts = []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(kslog.New(klog))}
+	p.hooks = writerOpts
+	p.build = recordBuilder{cfg: &p.cfg, codec: &schemas.Codec{}}
+	return p, nil
+}
+
+// Run runs the pipeline until ctx ends (nil) or something fails (the
+// error). State lives only inside one Run: a caller may call Run again
+// after an error, and it recovers from Kafka.
+func (p *Pipeline) Run(ctx context.Context) error {
+	cfg := &p.cfg
+	adm, err := kgo.NewClient(p.kopts...)
+	if err != nil {
+		return fmt.Errorf("creating kafka admin client: %w", err)
+	}
+	err = sink.EnsureTopics(ctx, kadm.NewClient(adm), sink.Specs(cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic,
+		cfg.CheckpointTopic, cfg.Partitions, cfg.ReplicationFactor, cfg.MinInsyncReplicas, cfg.Retention.Milliseconds()))
+	adm.Close()
+	if err != nil {
+		return fmt.Errorf("ensuring topics: %w", err)
+	}
+
+	w, err := sink.NewWriter(ctx, append(p.kopts[:len(p.kopts):len(p.kopts)], p.hooks...), cfg.TransactionalID, cfg.CheckpointTopic, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	defer w.Close(context.WithoutCancel(ctx))
+
+	cp, haveCP, err := sink.ReadCheckpoint(ctx, p.kopts, cfg.CheckpointTopic, cfg.Slot)
+	if err != nil {
+		return fmt.Errorf("reading checkpoint: %w", err)
+	}
+	st, err := p.loadState(ctx)
+	if err != nil {
+		return err
+	}
+
+	conn, err := source.Connect(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := source.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
+		return err
+	}
+	slot, err := source.LookupSlot(ctx, conn, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if slot != nil && slot.Active {
+		return fmt.Errorf("%w: %s", ErrSlotInUse, cfg.Slot)
+	}
+	repl, err := source.ConnectReplication(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer repl.Close(context.WithoutCancel(ctx))
+
+	h := &handler{p: p, st: st, w: w, dirty: make(map[string]*dirtyProduct)}
+	var start uint64
+	if haveCP && cp.SnapshotDone && slot != nil {
+		start = slot.ConfirmedFlush
+		h.skipThrough = cp.CommitLSN
+		h.snapshotLSN = cp.SnapshotLSN
+		p.log.Info("resuming stream", "slot", cfg.Slot, "confirmed_lsn", pglogrepl.LSN(start).String(),
+			"kafka_commit_lsn", pglogrepl.LSN(cp.CommitLSN).String(), "state_products", st.Products())
+	} else {
+		if slot != nil {
+			// Either Kafka lost its checkpoint or a snapshot was cut short:
+			// nothing this slot holds can be trusted to line up with Kafka.
+			p.log.Warn("dropping slot to take a fresh snapshot", "slot", cfg.Slot, "checkpoint_found", haveCP, "snapshot_done", cp.SnapshotDone)
+			if err := source.DropSlot(ctx, conn, cfg.Slot); err != nil {
+				return err
+			}
+		}
+		created, err := source.CreateSlot(ctx, repl, cfg.Slot)
+		if err != nil {
+			return err
+		}
+		p.log.Info("slot created", "slot", cfg.Slot, "consistent_point", pglogrepl.LSN(created.ConsistentPoint).String())
+		if err := h.snapshot(ctx, conn, created); err != nil {
+			return err
+		}
+		start = created.ConsistentPoint
+	}
+
+	stream := source.NewStream(repl, source.StreamConfig{
+		Slot: cfg.Slot, Publication: cfg.Publication,
+		StatusInterval: cfg.StatusInterval, IdleInterval: max(cfg.BatchLinger, time.Millisecond),
+	}, p.log)
+	h.stream = stream
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		err := stream.Run(gctx, start, h)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return h.shutdown(ctx)
+		}
+		return err
+	})
+	g.Go(func() error { return p.heartbeat(gctx, stream) })
+	return g.Wait()
+}
+
+// loadState rebuilds per-product state from the compacted levels topic.
+func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
+	st := state.New()
+	start := time.Now()
+	n := 0
+	err := sink.ReadTopic(ctx, p.kopts, p.cfg.LevelsTopic, func(r *kgo.Record) error {
+		n++
+		if r.Value == nil {
+			st.SetProduct(string(r.Key), nil)
+			return nil
+		}
+		l, err := schemas.DecodeLevel(r.Value)
+		if err != nil {
+			return fmt.Errorf("rebuilding state from %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		st.SetProduct(l.ProductID, state.FromLevel(l))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rebuilding state: %w", err)
+	}
+	p.metrics.stateRows.Set(float64(st.Rows()))
+	p.metrics.stateProducts.Set(float64(st.Products()))
+	p.log.Info("state rebuilt from kafka", "records", n, "products", st.Products(), "rows", st.Rows(), "took", time.Since(start).String())
+	return st, nil
+}
+
+// heartbeat writes a transactional logical message so an idle database
+// still produces commits to confirm, and samples the slot's lag.
+func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
+	conn, err := source.Connect(ctx, p.cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	t := time.NewTicker(p.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_logical_emit_message(true, 'stock.heartbeat', '')`); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("writing heartbeat: %w", err)
+		}
+		var lag *int64
+		if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, p.cfg.Slot).Scan(&lag); err == nil && lag != nil {
+			p.metrics.slotLagBytes.Set(float64(*lag))
+		}
+		if recvd, acked := stream.Received(), stream.Acked(); recvd > acked {
+			p.metrics.confirmLagBytes.Set(float64(recvd - acked))
+		} else {
+			p.metrics.confirmLagBytes.Set(0)
+		}
+	}
+}
+
+
+// Permanent reports whether err comes from a mismatch that retrying cannot
+// fix (topics, publication or slot configured differently than found).
+func Permanent(err error) bool {
+	return errors.Is(err, sink.ErrTopicMismatch) || errors.Is(err, source.ErrPublicationMismatch) ||
+		errors.Is(err, source.ErrSlotMismatch)
+}
+
+// minLevel drops records below a level before they reach the wrapped handler.
+type minLevel struct {
+	min slog.Level
+	slog.Handler
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{h.min, h.Handler.WithAttrs(as)} }
+
+func (h minLevel) WithGroup(name string) slog.Handler { return minLevel{h.min, h.Handler.WithGroup(name)} }

@@ -1,0 +1,138 @@
+// Command producer captures inventory_levels from PostgreSQL through logical
+// replication and writes stock.levels.v1, stock.changes.v1 and
+// stock.alerts.v1 to Kafka, exactly once. This file only wires: config,
+// logger, metrics, signals; the pipeline lives in producer/cdc.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/stockpipe/stock/producer/cdc"
+)
+
+type cli struct {
+	PostgresURL       string        `name:"postgres-url" env:"STOCK_PG_URL" default:"postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable" help:"Source database (needs the REPLICATION attribute)."`
+	Slot              string        `env:"STOCK_SLOT" default:"stock_cdc" help:"Logical replication slot."`
+	Publication       string        `env:"STOCK_PUBLICATION" default:"stock_pub" help:"Publication of inventory_levels."`
+	Brokers           []string      `env:"STOCK_KAFKA_BROKERS" default:"127.0.0.1:9092" help:"Kafka seed brokers."`
+	TopicPrefix       string        `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
+	Partitions        int32         `env:"STOCK_PARTITIONS" default:"6" help:"Partitions of new topics."`
+	ReplicationFactor int16         `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"1" help:"Replication factor of new topics."`
+	MinInsync         int           `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"1" help:"min.insync.replicas of new topics."`
+	BatchMaxRecords   int           `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"20000" help:"Records per Kafka transaction before it is committed."`
+	BatchLinger       time.Duration `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"5ms" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
+	MetricsAddr       string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
+	LogLevel          slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "producer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	var c cli
+	parser, err := kong.New(&c, kong.Name("producer"), kong.Description("PostgreSQL inventory CDC into Kafka, exactly once."))
+	if err != nil {
+		return err
+	}
+	if _, err := parser.Parse(args); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: c.LogLevel}))
+
+	cfg := cdc.Config{
+		PostgresURL:       c.PostgresURL,
+		Slot:              c.Slot,
+		Publication:       c.Publication,
+		Brokers:           c.Brokers,
+		Partitions:        c.Partitions,
+		ReplicationFactor: c.ReplicationFactor,
+		MinInsyncReplicas: c.MinInsync,
+		BatchMaxRecords:   c.BatchMaxRecords,
+		BatchLinger:       c.BatchLinger,
+	}
+	if c.TopicPrefix != "" {
+		cfg.LevelsTopic = c.TopicPrefix + "stock.levels.v1"
+		cfg.ChangesTopic = c.TopicPrefix + "stock.changes.v1"
+		cfg.AlertsTopic = c.TopicPrefix + "stock.alerts.v1"
+		cfg.CheckpointTopic = c.TopicPrefix + "stock.producer.checkpoints"
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log.Info("producer starting", "config", redacted(cfg))
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	kmetrics := kprom.NewMetrics("stock_producer_kafka", kprom.Registerer(reg))
+	pipe, err := cdc.New(cfg, log, cdc.NewMetrics(reg), kgo.WithHooks(kmetrics))
+	if err != nil {
+		return err
+	}
+	if c.MetricsAddr != "" {
+		srv := &http.Server{Addr: c.MetricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server stopped", "error", err)
+			}
+		}()
+		defer srv.Close()
+	}
+
+	// A failed run (Kafka or PostgreSQL gone, a fenced transaction) starts
+	// over from what Kafka committed; back off so a dead dependency is not
+	// hammered.
+	backoff := time.Second
+	for {
+		err := pipe.Run(ctx)
+		if ctx.Err() != nil {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			log.Info("producer stopped")
+			return nil
+		}
+		if cdc.Permanent(err) {
+			return err
+		}
+		log.Error("pipeline failed; restarting from kafka", "error", err, "backoff", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func redacted(cfg cdc.Config) cdc.Config {
+	if i := strings.Index(cfg.PostgresURL, "@"); i > 0 {
+		if j := strings.Index(cfg.PostgresURL, "://"); j > 0 && j < i {
+			cfg.PostgresURL = cfg.PostgresURL[:j+3] + "***" + cfg.PostgresURL[i:]
+		}
+	}
+	return cfg
+}

@@ -1,0 +1,40 @@
+package sink
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Checkpoint is what the producer has durably written to Kafka, stored in the
+// checkpoint topic in the same Kafka transaction as the records it covers.
+type Checkpoint struct {
+	Slot string `json:"slot"`
+	// CommitLSN is the commit LSN of the last source transaction written;
+	// transactions committed at or before it are already in Kafka.
+	CommitLSN uint64 `json:"commit_lsn"`
+	// EndLSN is that transaction's end LSN, safe to confirm to PostgreSQL.
+	EndLSN uint64 `json:"end_lsn"`
+	// SnapshotDone is false while the initial snapshot is being written; a
+	// restart then takes a new snapshot.
+	SnapshotDone bool `json:"snapshot_done"`
+	// SnapshotLSN is the consistent point of the slot's snapshot.
+	SnapshotLSN uint64    `json:"snapshot_lsn"`
+	WrittenAt   time.Time `json:"written_at"`
+}
+
+func (c Checkpoint) encode() ([]byte, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding checkpoint: %w", err)
+	}
+	return b, nil
+}
+
+func decodeCheckpoint(b []byte) (Checkpoint, error) {
+	var c Checkpoint
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("decoding checkpoint: %w", err)
+	}
+	return c, nil
+}

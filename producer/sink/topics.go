@@ -1,0 +1,139 @@
+// Package sink writes the producer's output to Kafka: it creates or validates
+// the topics, writes each batch of source transactions in one Kafka
+// transaction together with a checkpoint record, and reads back the
+// checkpoint and the compacted levels topic on restart. It knows nothing of
+// PostgreSQL.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// ErrTopicMismatch is returned when an existing topic's layout differs from
+// the configuration.
+var ErrTopicMismatch = errors.New("topic does not match the configuration")
+
+// TopicSpec is how a topic must look.
+type TopicSpec struct {
+	Name              string
+	Partitions        int32
+	ReplicationFactor int16
+	// Configs must match on an existing topic for the keys listed in
+	// mustMatch; the others are only applied at creation.
+	Configs map[string]string
+}
+
+// keys whose mismatch breaks a guarantee (compaction, durability).
+var mustMatch = []string{"cleanup.policy", "min.insync.replicas"}
+
+// EnsureTopics creates missing topics and validates existing ones: partition
+// count, replication factor, cleanup policy and min.insync.replicas must
+// match, since keys are placed by partition count and the levels topic must
+// stay compacted.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	var problems []error
+	for _, s := range specs {
+		d, ok := details[s.Name]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			cfg := make(map[string]*string, len(s.Configs))
+			for k, v := range s.Configs {
+				cfg[k] = kadm.StringPtr(v)
+			}
+			res, err := adm.CreateTopic(ctx, s.Partitions, s.ReplicationFactor, cfg, s.Name)
+			if err == nil {
+				err = res.Err
+			}
+			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+				problems = append(problems, fmt.Errorf("creating topic %s: %w", s.Name, err))
+			}
+			continue
+		}
+		if d.Err != nil {
+			problems = append(problems, fmt.Errorf("describing topic %s: %w", s.Name, d.Err))
+			continue
+		}
+		if got := int32(len(d.Partitions)); got != s.Partitions {
+			problems = append(problems, fmt.Errorf("%w: %s has %d partitions, want %d", ErrTopicMismatch, s.Name, got, s.Partitions))
+		}
+		if got := int16(d.Partitions.NumReplicas()); got != s.ReplicationFactor {
+			problems = append(problems, fmt.Errorf("%w: %s has replication factor %d, want %d", ErrTopicMismatch, s.Name, got, s.ReplicationFactor))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.Join(problems...)
+	}
+	return validateConfigs(ctx, adm, specs)
+}
+
+func validateConfigs(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("describing topic configs: %w", err)
+	}
+	var problems []error
+	for _, s := range specs {
+		rc, err := rcs.On(s.Name, nil)
+		if err != nil {
+			return fmt.Errorf("describing config of %s: %w", s.Name, err)
+		}
+		if rc.Err != nil {
+			return fmt.Errorf("describing config of %s: %w", s.Name, rc.Err)
+		}
+		have := make(map[string]string, len(rc.Configs))
+		for _, c := range rc.Configs {
+			have[c.Key] = c.MaybeValue()
+		}
+		for _, k := range mustMatch {
+			want, ok := s.Configs[k]
+			if !ok {
+				continue
+			}
+			if have[k] != want {
+				problems = append(problems, fmt.Errorf("%w: %s has %s=%q, want %q", ErrTopicMismatch, s.Name, k, have[k], want))
+			}
+		}
+	}
+	return errors.Join(problems...)
+}
+
+// Specs returns the producer's topics: the compacted levels topic, the
+// time-retained changes and alerts topics, and the single-partition
+// compacted checkpoint topic.
+func Specs(levels, changes, alerts, checkpoints string, partitions int32, rf int16, minISR int, retentionMs int64) []TopicSpec {
+	isr := strconv.Itoa(minISR)
+	ret := strconv.FormatInt(retentionMs, 10)
+	return []TopicSpec{
+		{Name: levels, Partitions: partitions, ReplicationFactor: rf, Configs: map[string]string{
+			"cleanup.policy": "compact", "min.insync.replicas": isr,
+			// Keep tombstones long enough for a slow replay to see deletions.
+			"delete.retention.ms": "86400000",
+		}},
+		{Name: changes, Partitions: partitions, ReplicationFactor: rf, Configs: map[string]string{
+			"cleanup.policy": "delete", "min.insync.replicas": isr, "retention.ms": ret,
+		}},
+		{Name: alerts, Partitions: partitions, ReplicationFactor: rf, Configs: map[string]string{
+			"cleanup.policy": "delete", "min.insync.replicas": isr, "retention.ms": ret,
+		}},
+		{Name: checkpoints, Partitions: 1, ReplicationFactor: rf, Configs: map[string]string{
+			"cleanup.policy": "compact", "min.insync.replicas": isr,
+		}},
+	}
+}

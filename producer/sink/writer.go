@@ -1,0 +1,143 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Writer writes records in Kafka transactions. One Writer per slot: its
+// transactional id fences any previous instance, so a zombie producer can
+// never commit after a new one started.
+type Writer struct {
+	cl              *kgo.Client
+	checkpointTopic string
+	slot            string
+	inTx            bool
+	records         int
+	began           time.Time
+	firstErr        error
+	errs            chan error
+}
+
+// NewWriter creates the transactional client and fences previous instances
+// by committing a boot marker, which also aborts whatever transaction a
+// killed predecessor left open, so readers see a stable end right after.
+func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointTopic, slot string) (*Writer, error) {
+	cl, err := kgo.NewClient(append(opts,
+		kgo.TransactionalID(transactionalID),
+		kgo.TransactionTimeout(60*time.Second),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.MaxBufferedRecords(100_000),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("creating transactional client: %w", err)
+	}
+	w := &Writer{cl: cl, checkpointTopic: checkpointTopic, slot: slot, errs: make(chan error, 1)}
+	if err := w.Begin(); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	w.Produce(&kgo.Record{Topic: checkpointTopic, Key: []byte(slot + ".boot"), Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))})
+	if err := w.commit(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("fencing previous producer: %w", err)
+	}
+	return w, nil
+}
+
+// Client is the underlying client (for metrics hooks and admin calls).
+func (w *Writer) Client() *kgo.Client { return w.cl }
+
+// InTx reports whether a transaction is open.
+func (w *Writer) InTx() bool { return w.inTx }
+
+// Pending is the number of records produced in the open transaction.
+func (w *Writer) Pending() int { return w.records }
+
+// Age is how long the open transaction has been open.
+func (w *Writer) Age() time.Duration {
+	if !w.inTx {
+		return 0
+	}
+	return time.Since(w.began)
+}
+
+// Begin opens a transaction.
+func (w *Writer) Begin() error {
+	if w.inTx {
+		return nil
+	}
+	if err := w.cl.BeginTransaction(); err != nil {
+		return fmt.Errorf("beginning kafka transaction: %w", err)
+	}
+	w.inTx, w.records, w.began, w.firstErr = true, 0, time.Now(), nil
+	return nil
+}
+
+// Produce buffers a record in the open transaction; a failure surfaces at
+// Commit. It blocks when the client's buffer is full, which bounds memory
+// for huge source transactions.
+func (w *Writer) Produce(r *kgo.Record) {
+	w.records++
+	w.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+		if err != nil {
+			select {
+			case w.errs <- err:
+			default:
+			}
+		}
+	})
+}
+
+// Commit writes the checkpoint and commits the transaction: after it
+// returns nil, every record produced since Begin and the checkpoint are
+// durable and visible to read_committed consumers.
+func (w *Writer) Commit(ctx context.Context, cp Checkpoint) error {
+	cp.Slot = w.slot
+	cp.WrittenAt = time.Now().UTC()
+	b, err := cp.encode()
+	if err != nil {
+		return err
+	}
+	w.Produce(&kgo.Record{Topic: w.checkpointTopic, Key: []byte(w.slot), Value: b})
+	return w.commit(ctx)
+}
+
+func (w *Writer) commit(ctx context.Context) error {
+	flushErr := w.cl.Flush(ctx)
+	var produceErr error
+	select {
+	case produceErr = <-w.errs:
+	default:
+	}
+	if err := errors.Join(flushErr, produceErr); err != nil {
+		w.abort(ctx)
+		return fmt.Errorf("flushing kafka transaction: %w", err)
+	}
+	w.inTx = false
+	if err := w.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		_ = w.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		return fmt.Errorf("committing kafka transaction: %w", err)
+	}
+	return nil
+}
+
+func (w *Writer) abort(ctx context.Context) {
+	w.inTx = false
+	actx := context.WithoutCancel(ctx)
+	_ = w.cl.AbortBufferedRecords(actx)
+	_ = w.cl.EndTransaction(actx, kgo.TryAbort)
+}
+
+// Close aborts an open transaction and closes the client.
+func (w *Writer) Close(ctx context.Context) {
+	if w.inTx {
+		w.abort(ctx)
+	}
+	w.cl.Close()
+}

@@ -1,0 +1,170 @@
+// Package source reads inventory_levels out of PostgreSQL: it manages the
+// publication and the logical replication slot, reads the initial snapshot
+// exported by the slot, and streams pgoutput transactions to a Handler. It
+// knows nothing of Kafka: it confirms to PostgreSQL only the LSN its caller
+// acknowledged with Stream.Ack.
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Table is the one table the producer captures.
+const Table = "inventory_levels"
+
+// ErrSlotMismatch is returned when an existing slot cannot be used as is.
+var ErrSlotMismatch = errors.New("replication slot does not match the configuration")
+
+// ErrPublicationMismatch is returned when an existing publication does not
+// publish exactly the captured table.
+var ErrPublicationMismatch = errors.New("publication does not match the configuration")
+
+// ConnectReplication opens a logical replication connection (replication=database).
+func ConnectReplication(ctx context.Context, url string) (*pgconn.PgConn, error) {
+	cfg, err := pgconn.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing postgres url: %w", err)
+	}
+	cfg.RuntimeParams["replication"] = "database"
+	// pgoutput renders values as text in the walsender's time zone; pin it so
+	// timestamps decode the same whatever the server default is.
+	cfg.RuntimeParams["timezone"] = "UTC"
+	cfg.RuntimeParams["application_name"] = "stock-producer"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting for replication: %w", err)
+	}
+	return conn, nil
+}
+
+// Connect opens an ordinary connection for catalog queries, heartbeats and
+// the snapshot read.
+func Connect(ctx context.Context, url string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing postgres url: %w", err)
+	}
+	cfg.RuntimeParams["timezone"] = "UTC"
+	cfg.RuntimeParams["application_name"] = "stock-producer"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	return conn, nil
+}
+
+// EnsurePublication creates the publication for the captured table when it is
+// missing, and checks that an existing one publishes exactly that table with
+// inserts, updates, deletes and truncates.
+func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up publication %s: %w", name, err)
+	}
+	if !exists {
+		sql := fmt.Sprintf(`CREATE PUBLICATION %s FOR TABLE public.%s`, pgx.Identifier{name}.Sanitize(), Table)
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			var pgErr *pgconn.PgError
+			// Two producers starting together may race to create it.
+			if !errors.As(err, &pgErr) || pgErr.Code != "42710" {
+				return fmt.Errorf("creating publication %s: %w", name, err)
+			}
+		}
+	}
+	var tables []string
+	var ins, upd, del, trunc, all bool
+	err := conn.QueryRow(ctx, `
+		SELECT p.puballtables, p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate,
+		       COALESCE((SELECT array_agg(t.schemaname || '.' || t.tablename ORDER BY 1)
+		                 FROM pg_publication_tables t WHERE t.pubname = p.pubname), '{}')
+		FROM pg_publication p WHERE p.pubname = $1`, name).Scan(&all, &ins, &upd, &del, &trunc, &tables)
+	if err != nil {
+		return fmt.Errorf("reading publication %s: %w", name, err)
+	}
+	want := "public." + Table
+	if all || len(tables) != 1 || tables[0] != want {
+		return fmt.Errorf("%w: %s publishes %v (all tables: %v), want exactly %s", ErrPublicationMismatch, name, tables, all, want)
+	}
+	if !ins || !upd || !del || !trunc {
+		return fmt.Errorf("%w: %s must publish insert, update, delete and truncate", ErrPublicationMismatch, name)
+	}
+	return nil
+}
+
+// Slot describes an existing replication slot.
+type Slot struct {
+	Name           string
+	Plugin         string
+	Database       string
+	ConfirmedFlush uint64
+	Active         bool
+}
+
+// LookupSlot returns the slot, or nil when it does not exist. A slot of the
+// wrong kind, plugin or database is an ErrSlotMismatch.
+func LookupSlot(ctx context.Context, conn *pgx.Conn, name string) (*Slot, error) {
+	var s Slot
+	var slotType string
+	var confirmed *string
+	err := conn.QueryRow(ctx, `
+		SELECT slot_name, COALESCE(plugin, ''), slot_type, COALESCE(database::text, ''),
+		       confirmed_flush_lsn::text, active
+		FROM pg_replication_slots WHERE slot_name = $1`, name).
+		Scan(&s.Name, &s.Plugin, &slotType, &s.Database, &confirmed, &s.Active)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up slot %s: %w", name, err)
+	}
+	if slotType != "logical" || s.Plugin != "pgoutput" {
+		return nil, fmt.Errorf("%w: slot %s is %s with plugin %q, want logical pgoutput", ErrSlotMismatch, name, slotType, s.Plugin)
+	}
+	if db := conn.Config().Database; s.Database != db {
+		return nil, fmt.Errorf("%w: slot %s belongs to database %q, want %q", ErrSlotMismatch, name, s.Database, db)
+	}
+	if confirmed != nil {
+		lsn, err := pglogrepl.ParseLSN(*confirmed)
+		if err != nil {
+			return nil, fmt.Errorf("parsing confirmed lsn of slot %s: %w", name, err)
+		}
+		s.ConfirmedFlush = uint64(lsn)
+	}
+	return &s, nil
+}
+
+// DropSlot drops the slot, waiting for a previous owner's connection to let go.
+func DropSlot(ctx context.Context, conn *pgx.Conn, name string) error {
+	if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
+		return fmt.Errorf("dropping slot %s: %w", name, err)
+	}
+	return nil
+}
+
+// CreatedSlot is a new slot with the snapshot it exported.
+type CreatedSlot struct {
+	ConsistentPoint uint64
+	SnapshotName    string
+}
+
+// CreateSlot creates a logical pgoutput slot on a replication connection and
+// exports its snapshot. The snapshot stays valid only until the next command
+// on that connection: read it before starting replication.
+func CreateSlot(ctx context.Context, repl *pgconn.PgConn, name string) (CreatedSlot, error) {
+	res, err := pglogrepl.CreateReplicationSlot(ctx, repl, name, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{SnapshotAction: "EXPORT_SNAPSHOT", Mode: pglogrepl.LogicalReplication})
+	if err != nil {
+		return CreatedSlot{}, fmt.Errorf("creating slot %s: %w", name, err)
+	}
+	lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint)
+	if err != nil {
+		return CreatedSlot{}, fmt.Errorf("parsing consistent point %q of slot %s: %w", res.ConsistentPoint, name, err)
+	}
+	return CreatedSlot{ConsistentPoint: uint64(lsn), SnapshotName: res.SnapshotName}, nil
+}

@@ -1,0 +1,278 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/producer/change"
+)
+
+// Handler receives the stream, one committed transaction at a time, in
+// commit order. Calls come from the Stream's goroutine only.
+type Handler interface {
+	// Change is one row change of tx; tx carries Xid, CommitLSN and
+	// CommitTime only (EndLSN is known at Commit).
+	Change(ctx context.Context, tx *change.Tx, c change.Change) error
+	// Commit ends tx. The handler calls Stream.Ack once everything up to
+	// tx.EndLSN is durable downstream.
+	Commit(ctx context.Context, tx change.Tx) error
+	// Idle is called when no message arrived within the idle interval, so a
+	// handler can flush what it batched.
+	Idle(ctx context.Context) error
+}
+
+// StreamConfig tunes the receive loop.
+type StreamConfig struct {
+	Slot        string
+	Publication string
+	// StatusInterval is how often standby status (the acked LSN) is sent.
+	StatusInterval time.Duration
+	// IdleInterval bounds how long the loop waits for a message before it
+	// calls Handler.Idle; it is the producer's batching linger.
+	IdleInterval time.Duration
+}
+
+// Stream is the pgoutput receive loop of one slot.
+type Stream struct {
+	cfg    StreamConfig
+	conn   *pgconn.PgConn
+	log    *slog.Logger
+	acked  atomic.Uint64
+	recvd  atomic.Uint64
+	decode map[uint32]*rowDecoder
+	// relations outside the publication are never sent; unknown ids are an error.
+}
+
+// NewStream wraps a replication connection.
+func NewStream(conn *pgconn.PgConn, cfg StreamConfig, log *slog.Logger) *Stream {
+	return &Stream{cfg: cfg, conn: conn, log: log, decode: make(map[uint32]*rowDecoder)}
+}
+
+// Ack records that everything up to lsn is durable downstream; the next
+// standby status confirms it to PostgreSQL. Safe from any goroutine.
+func (s *Stream) Ack(lsn uint64) {
+	for {
+		cur := s.acked.Load()
+		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+// Acked is the last LSN confirmed durable downstream.
+func (s *Stream) Acked() uint64 { return s.acked.Load() }
+
+// Received is the server's WAL end as last reported to the stream.
+func (s *Stream) Received() uint64 { return s.recvd.Load() }
+
+// Run starts replication at start (0 lets the server resume from the slot's
+// confirmed position) and feeds h until ctx ends or an error occurs.
+func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
+	s.Ack(start)
+	err := pglogrepl.StartReplication(ctx, s.conn, s.cfg.Slot, pglogrepl.LSN(start), pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{
+			"proto_version '1'",
+			fmt.Sprintf("publication_names '%s'", s.cfg.Publication),
+			// Transactional logical messages carry the heartbeat, so an idle
+			// database still yields commits whose LSN we can confirm.
+			"messages 'true'",
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("starting replication on slot %s: %w", s.cfg.Slot, err)
+	}
+	s.log.Info("replication started", "slot", s.cfg.Slot, "start_lsn", pglogrepl.LSN(start).String())
+
+	var (
+		tx         change.Tx
+		inTx       bool
+		index      uint32
+		nextStatus = time.Now().Add(s.cfg.StatusInterval)
+	)
+	for {
+		if time.Now().After(nextStatus) {
+			if err := s.sendStatus(ctx); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(s.cfg.StatusInterval)
+		}
+		deadline := time.Now().Add(s.cfg.IdleInterval)
+		if nextStatus.Before(deadline) {
+			deadline = nextStatus
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		raw, err := s.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				if err := h.Idle(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("receiving from slot %s: %w", s.cfg.Slot, err)
+		}
+		switch msg := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication error on slot %s: %w", s.cfg.Slot, pgconn.ErrorResponseToPgError(msg))
+		case *pgproto3.CopyData:
+			if len(msg.Data) == 0 {
+				continue
+			}
+			switch msg.Data[0] {
+			case pglogrepl.PrimaryKeepaliveMessageByteID:
+				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parsing keepalive: %w", err)
+				}
+				s.recvd.Store(uint64(ka.ServerWALEnd))
+				if ka.ReplyRequested {
+					nextStatus = time.Time{}
+				}
+			case pglogrepl.XLogDataByteID:
+				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
+				if err != nil {
+					return fmt.Errorf("parsing xlog data: %w", err)
+				}
+				if end := uint64(xld.ServerWALEnd); end > s.recvd.Load() {
+					s.recvd.Store(end)
+				}
+				m, err := pglogrepl.Parse(xld.WALData)
+				if err != nil {
+					return fmt.Errorf("parsing pgoutput message at %s: %w", xld.WALStart, err)
+				}
+				switch m := m.(type) {
+				case *pglogrepl.RelationMessage:
+					if m.Namespace != "public" || m.RelationName != Table {
+						continue
+					}
+					d, err := newRowDecoder(m)
+					if err != nil {
+						return err
+					}
+					s.decode[m.RelationID] = d
+				case *pglogrepl.BeginMessage:
+					tx = change.Tx{Xid: m.Xid, CommitLSN: uint64(m.FinalLSN), CommitTime: m.CommitTime.UTC()}
+					inTx, index = true, 0
+				case *pglogrepl.CommitMessage:
+					if !inTx {
+						return errors.New("commit without begin in replication stream")
+					}
+					tx.CommitLSN = uint64(m.CommitLSN)
+					tx.EndLSN = uint64(m.TransactionEndLSN)
+					inTx = false
+					if err := h.Commit(ctx, tx); err != nil {
+						return err
+					}
+				case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage, *pglogrepl.TruncateMessage:
+					index++
+					c, ok, err := s.toChange(m)
+					if err != nil {
+						return fmt.Errorf("decoding change %d of xid %d: %w", index, tx.Xid, err)
+					}
+					if !ok {
+						continue
+					}
+					c.Position = position.Position{LSN: tx.CommitLSN, Index: index}
+					if err := h.Change(ctx, &tx, c); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+func (s *Stream) decoder(relID uint32) (*rowDecoder, bool) {
+	d, ok := s.decode[relID]
+	return d, ok
+}
+
+// toChange converts a pgoutput row message; ok is false for relations other
+// than the captured table (possible only if the publication changes).
+func (s *Stream) toChange(m pglogrepl.Message) (change.Change, bool, error) {
+	switch m := m.(type) {
+	case *pglogrepl.InsertMessage:
+		d, ok := s.decoder(m.RelationID)
+		if !ok {
+			return change.Change{}, false, nil
+		}
+		r, err := d.row(m.Tuple)
+		if err != nil {
+			return change.Change{}, false, err
+		}
+		return change.Change{Op: change.OpInsert, Key: change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, After: r}, true, nil
+	case *pglogrepl.UpdateMessage:
+		d, ok := s.decoder(m.RelationID)
+		if !ok {
+			return change.Change{}, false, nil
+		}
+		r, err := d.row(m.NewTuple)
+		if err != nil {
+			return change.Change{}, false, err
+		}
+		c := change.Change{Op: change.OpUpdate, Key: change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, After: r}
+		// An old tuple is sent only when the key changed (replica identity
+		// default); the row then moved to a new key.
+		if m.OldTuple != nil {
+			k, err := d.key(m.OldTuple)
+			if err != nil {
+				return change.Change{}, false, err
+			}
+			if k != c.Key {
+				c.OldKey = &k
+			}
+		}
+		return c, true, nil
+	case *pglogrepl.DeleteMessage:
+		d, ok := s.decoder(m.RelationID)
+		if !ok {
+			return change.Change{}, false, nil
+		}
+		if m.OldTuple == nil {
+			return change.Change{}, false, errors.New("delete without old key")
+		}
+		k, err := d.key(m.OldTuple)
+		if err != nil {
+			return change.Change{}, false, err
+		}
+		return change.Change{Op: change.OpDelete, Key: k}, true, nil
+	case *pglogrepl.TruncateMessage:
+		for _, id := range m.RelationIDs {
+			if _, ok := s.decoder(id); ok {
+				return change.Change{Op: change.OpTruncate}, true, nil
+			}
+		}
+		return change.Change{}, false, nil
+	}
+	return change.Change{}, false, nil
+}
+
+func (s *Stream) sendStatus(ctx context.Context) error {
+	lsn := pglogrepl.LSN(s.acked.Load())
+	err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
+		WALWritePosition: lsn,
+		WALFlushPosition: lsn,
+		WALApplyPosition: lsn,
+		ClientTime:       time.Now(),
+	})
+	if err != nil {
+		return fmt.Errorf("sending standby status at LSN %s: %w", lsn, err)
+	}
+	return nil
+}
+
+// SendStatus confirms the acked LSN now, for a graceful shutdown.
+func (s *Stream) SendStatus(ctx context.Context) error { return s.sendStatus(ctx) }
