@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/testenv"
+	"github.com/stockpipe/stock/schemas"
+)
+
+// pgRow is one inventory_levels row as PostgreSQL holds it.
+type pgRow struct {
+	OnHand, Reserved int32
+	Version          int64
+}
+
+func pgRows(t *testing.T, conn *pgx.Conn, products []string) map[string]map[string]pgRow {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT product_id, warehouse_id, on_hand, reserved, version
+		FROM inventory_levels WHERE product_id = ANY($1)`, products)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]map[string]pgRow{}
+	for rows.Next() {
+		var p, w string
+		var r pgRow
+		if err := rows.Scan(&p, &w, &r.OnHand, &r.Reserved, &r.Version); err != nil {
+			t.Fatal(err)
+		}
+		if out[p] == nil {
+			out[p] = map[string]pgRow{}
+		}
+		out[p][w] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestProducerCrashSafety kills the producer with SIGKILL at random moments
+// (the first ones while it takes its snapshot) under a steady write load,
+// then checks all three promises on what Kafka holds: every committed change
+// of the test's products is there exactly once, in position order per
+// product, and each product's last stock.levels.v1 record equals PostgreSQL.
+func TestProducerCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts the producer for a minute or more")
+	}
+	conn := db(t)
+	ctx := context.Background()
+	name := testenv.Name(t, "crash")
+	prefix := name + "."
+	wh1, wh2 := ident(t, "WHA"), ident(t, "WHB")
+	products := make([]string, 40)
+	for i := range products {
+		products[i] = ident(t, "SKU")
+		newProduct(t, conn, products[i], wh1, wh2)
+	}
+	t.Cleanup(func() { cleanupSources(t, name, prefix) })
+
+	pool, err := pgxpool.New(ctx, testenv.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	// Steady writes: adjusts, and transfers that touch two rows in one
+	// transaction, from two writers.
+	stop := make(chan struct{})
+	var writes atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 7))
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p := products[rng.IntN(len(products))]
+				var err error
+				if rng.IntN(3) == 0 {
+					from, to := wh1, wh2
+					if rng.IntN(2) == 0 {
+						from, to = to, from
+					}
+					_, err = pool.Exec(ctx, `SELECT stock_transfer($1, $2, $3, 1, 'crash-test')`, p, from, to)
+				} else {
+					_, err = pool.Exec(ctx, `SELECT stock_adjust($1, $2, $3, 'crash test', 'crash-test')`, p, wh1, 1+rng.IntN(3))
+				}
+				if err == nil {
+					writes.Add(1)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}(uint64(w))
+	}
+
+	brokers := strings.Join(testenv.KafkaBrokers(), ",")
+	args := []string{"--postgres-url", testenv.PostgresURL(), "--slot", name, "--publication", name,
+		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", ""}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	const kills = 20
+	for i := 0; i < kills; i++ {
+		p := start(t, "producer", args...)
+		var wait time.Duration
+		if i < 3 {
+			// Early kills land within the snapshot of the whole table.
+			wait = time.Duration(100+rng.IntN(600)) * time.Millisecond
+		} else {
+			// Later kills land anywhere in streaming, once it started.
+			p.waitLog(t, `"replication started"`, 2*time.Minute)
+			wait = time.Duration(rng.IntN(2500)) * time.Millisecond
+		}
+		time.Sleep(wait)
+		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", i, err)
+		}
+		_ = p.cmd.Wait()
+		if i < 3 {
+			t.Logf("kill %d after %s; snapshot finished before the kill: %v", i, wait, p.logged(`"snapshot written"`))
+		}
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d writes committed during %d kills", writes.Load(), kills)
+
+	// A last, clean run catches up with everything committed.
+	final := start(t, "producer", args...)
+	want := pgRows(t, conn, products)
+	levelsTopic := prefix + schemas.TopicLevels
+	deadline := time.Now().Add(90 * time.Second)
+	var mismatch string
+	for {
+		mismatch = compareLevels(t, readAll(t, levelsTopic), want)
+		if mismatch == "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if mismatch != "" {
+		t.Fatalf("levels never matched PostgreSQL: %s", mismatch)
+	}
+	final.stop()
+
+	t.Run("every change exactly once in position order", func(t *testing.T) {
+		checkChanges(t, readAll(t, prefix+schemas.TopicChanges), want)
+	})
+}
+
+// compareLevels returns "" when the last level of every product equals want.
+func compareLevels(t *testing.T, recs []*kgo.Record, want map[string]map[string]pgRow) string {
+	t.Helper()
+	last := map[string]*schemas.StockLevel{}
+	for _, r := range recs {
+		id := string(r.Key)
+		if _, ok := want[id]; !ok {
+			continue
+		}
+		if r.Value == nil {
+			last[id] = nil
+			continue
+		}
+		l, err := schemas.DecodeLevel(r.Value)
+		if err != nil {
+			t.Fatalf("decoding level at %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
+		}
+		last[id] = l
+	}
+	for id, rows := range want {
+		l := last[id]
+		if l == nil {
+			return fmt.Sprintf("%s: no level", id)
+		}
+		if len(l.Warehouses) != len(rows) {
+			return fmt.Sprintf("%s: %d warehouses, want %d", id, len(l.Warehouses), len(rows))
+		}
+		for _, w := range l.Warehouses {
+			pg := rows[w.WarehouseID]
+			if w.OnHand != pg.OnHand || w.Reserved != pg.Reserved || w.Version != pg.Version {
+				return fmt.Sprintf("%s/%s: kafka on_hand=%d reserved=%d version=%d, postgres %+v", id, w.WarehouseID, w.OnHand, w.Reserved, w.Version, pg)
+			}
+		}
+	}
+	return ""
+}
+
+// checkChanges walks each row's change records in offset order: the last
+// snapshot read sets the version, and from then on every update must carry
+// exactly the next version (a gap is a lost change, a repeat a duplicate),
+// with positions strictly increasing per product, ending at PostgreSQL's
+// version.
+func checkChanges(t *testing.T, recs []*kgo.Record, want map[string]map[string]pgRow) {
+	type key struct{ p, w string }
+	version := map[key]int64{}
+	lastPos := map[string]schemas.Position{}
+	streamed := map[string]bool{}
+	updates := 0
+	for _, r := range recs {
+		id := string(r.Key)
+		if _, ok := want[id]; !ok {
+			continue
+		}
+		c, err := schemas.DecodeChange(r.Value)
+		if err != nil {
+			t.Fatalf("decoding change at %d/%d: %v", r.Partition, r.Offset, err)
+		}
+		k := key{c.ProductID, c.WarehouseID}
+		switch c.Op {
+		case schemas.OpRead:
+			if streamed[id] {
+				t.Fatalf("%v: snapshot read after streamed changes at offset %d", k, r.Offset)
+			}
+			if c.After.Version < version[k] {
+				t.Fatalf("%v: snapshot went back from version %d to %d", k, version[k], c.After.Version)
+			}
+			version[k] = c.After.Version
+		case schemas.OpUpdate, schemas.OpCreate:
+			streamed[id] = true
+			if got, exp := c.After.Version, version[k]+1; got != exp {
+				t.Fatalf("%v: change at %d/%d has version %d, want %d (lost or duplicated change)", k, r.Partition, r.Offset, got, exp)
+			}
+			version[k] = c.After.Version
+			pos := c.Position.Value()
+			if prev, ok := lastPos[id]; ok && !pos.After(prev.Value()) {
+				t.Fatalf("%s: position %s not after %s", id, pos, prev.Value())
+			}
+			lastPos[id] = c.Position
+			updates++
+		default:
+			t.Fatalf("%v: unexpected op %q", k, c.Op)
+		}
+	}
+	for id, rows := range want {
+		for w, pg := range rows {
+			if got := version[key{id, w}]; got != pg.Version {
+				t.Fatalf("%s/%s: changes end at version %d, postgres has %d", id, w, got, pg.Version)
+			}
+		}
+	}
+	if updates == 0 {
+		t.Fatal("no streamed change of the test's products reached Kafka")
+	}
+	t.Logf("%d streamed row changes checked", updates)
+}

@@ -1,0 +1,213 @@
+// Command warehouse is the stand-in for the warehouse systems in front of the
+// source database: it applies the schema (migrate), loads demo data (seed) and
+// generates a realistic write load through the SQL write API (simulate).
+// `make run` uses it. main only wires: the logic lives in internal/inventorydb
+// and scripts/warehouse/simulate.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/scripts/warehouse/simulate"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "warehouse:", err)
+		os.Exit(1)
+	}
+}
+
+const defaultPGURL = "postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable"
+
+// cli is the program's configuration: global flags and one struct per
+// subcommand. Every flag can also come from the environment variable named
+// in its env tag.
+type cli struct {
+	PGURL    string `name:"pg-url" env:"STOCK_PG_URL" default:"${default_pg_url}" help:"Source PostgreSQL URL."`
+	LogLevel string `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level (${enum})."`
+
+	Migrate  migrateCmd  `cmd:"" help:"Apply the schema migrations (idempotent, safe to run concurrently)."`
+	Seed     seedCmd     `cmd:"" help:"Apply migrations, then idempotently create demo products, warehouses and stock."`
+	Simulate simulateCmd `cmd:"" help:"Generate warehouse write load through the SQL write API."`
+}
+
+// Validate is called by kong after parsing; it joins every problem.
+func (c *cli) Validate() error {
+	var errs []error
+	if c.PGURL == "" {
+		errs = append(errs, errors.New("pg-url must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+type migrateCmd struct{}
+
+type seedCmd struct {
+	Products   int `env:"STOCK_PRODUCTS" default:"10000" help:"Products SKU-000001.. to create."`
+	Warehouses int `env:"STOCK_WAREHOUSES" default:"20" help:"Warehouses WH-01.. to create."`
+}
+
+func (c *seedCmd) Validate() error {
+	var errs []error
+	if c.Products < 1 || c.Products > inventorydb.MaxSeedProducts {
+		errs = append(errs, fmt.Errorf("products must be in 1..%d, got %d", inventorydb.MaxSeedProducts, c.Products))
+	}
+	if c.Warehouses < 1 || c.Warehouses > inventorydb.MaxSeedWarehouses {
+		errs = append(errs, fmt.Errorf("warehouses must be in 1..%d, got %d", inventorydb.MaxSeedWarehouses, c.Warehouses))
+	}
+	return errors.Join(errs...)
+}
+
+type simulateCmd struct {
+	Rate           float64       `env:"STOCK_SIM_RATE" default:"200" help:"Write calls per second."`
+	Duration       time.Duration `env:"STOCK_SIM_DURATION" default:"0s" help:"How long to run; 0 runs until interrupted."`
+	Products       int           `env:"STOCK_PRODUCTS" default:"10000" help:"Products to draw from (must be seeded)."`
+	Warehouses     int           `env:"STOCK_WAREHOUSES" default:"20" help:"Warehouses to draw from (must be seeded)."`
+	Workers        int           `env:"STOCK_SIM_WORKERS" default:"8" help:"Concurrent callers."`
+	ZipfS          float64       `name:"zipf-s" env:"STOCK_SIM_ZIPF_S" default:"1.1" help:"Product skew (> 1; higher is hotter)."`
+	ReservationTTL time.Duration `env:"STOCK_SIM_RESERVATION_TTL" default:"15m" help:"TTL of reservations that will be resolved."`
+	Seed           uint64        `env:"STOCK_SIM_SEED" default:"0" help:"Random seed; 0 picks one."`
+}
+
+func (c *simulateCmd) config() simulate.Config {
+	return simulate.Config{
+		Rate: c.Rate, Duration: c.Duration, Products: c.Products, Warehouses: c.Warehouses,
+		Workers: c.Workers, ZipfS: c.ZipfS, ReservationTTL: c.ReservationTTL, Seed: c.Seed,
+	}
+}
+
+func (c *simulateCmd) Validate() error { return c.config().Validate() }
+
+// run parses args (and the environment through getenv) and runs the chosen
+// subcommand until it finishes or ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c cli
+	exit := -1
+	parser, err := kong.New(&c,
+		kong.Name("warehouse"),
+		kong.Description("Migrate, seed and simulate the stock source database."),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"default_pg_url": defaultPGURL},
+		// kong reads env tags from the process environment itself; this
+		// resolver makes getenv win, so tests can inject their own.
+		kong.Resolvers(envResolver(getenv)),
+		kong.Exit(func(code int) { exit = code }),
+	)
+	if err != nil {
+		return fmt.Errorf("building CLI: %w", err)
+	}
+	kctx, err := parser.Parse(args)
+	switch {
+	case exit == 0: // --help
+		return nil
+	case err != nil:
+		return err
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("parsing log level: %w", err)
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log.Info("starting", "command", kctx.Command(), "pg_url", redact(c.PGURL), "log_level", c.LogLevel)
+
+	db, err := inventorydb.OpenPool(ctx, inventorydb.PoolConfig{
+		URL:             c.PGURL,
+		MaxConns:        int32(c.Simulate.Workers + 2), // workers + sweeper + spare
+		ApplicationName: "warehouse-" + kctx.Selected().Name,
+	})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	kctx.BindTo(db, (*inventorydb.Querier)(nil))
+	kctx.BindTo(db, (*inventorydb.Beginner)(nil))
+	return kctx.Run(log)
+}
+
+func (migrateCmd) Run(ctx context.Context, log *slog.Logger, db inventorydb.Beginner, q inventorydb.Querier) error {
+	start := time.Now()
+	if err := inventorydb.Migrate(ctx, db); err != nil {
+		return err
+	}
+	v, err := inventorydb.SchemaVersion(ctx, q)
+	if err != nil {
+		return err
+	}
+	log.Info("schema migrated", "schema_version", v, "duration_ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+func (c *seedCmd) Run(ctx context.Context, log *slog.Logger, db inventorydb.Beginner, q inventorydb.Querier) error {
+	if err := (migrateCmd{}).Run(ctx, log, db, q); err != nil {
+		return err
+	}
+	log.Info("seeding", "products", c.Products, "warehouses", c.Warehouses)
+	start := time.Now()
+	if err := inventorydb.Seed(ctx, q, c.Products, c.Warehouses); err != nil {
+		return err
+	}
+	took := time.Since(start)
+	var rows int64
+	if err := q.QueryRow(ctx, "SELECT count(*) FROM inventory_levels").Scan(&rows); err != nil {
+		return fmt.Errorf("counting inventory rows: %w", err)
+	}
+	log.Info("seeded", "products", c.Products, "warehouses", c.Warehouses,
+		"inventory_rows_total", rows, "duration_ms", took.Milliseconds())
+	return nil
+}
+
+func (c *simulateCmd) Run(ctx context.Context, log *slog.Logger, q inventorydb.Querier) error {
+	v, err := inventorydb.SchemaVersion(ctx, q)
+	if err != nil {
+		return err
+	}
+	if v < inventorydb.LatestVersion() {
+		return fmt.Errorf("schema at version %d, want %d: run `warehouse seed` first", v, inventorydb.LatestVersion())
+	}
+	sim, err := simulate.New(c.config(), q, log)
+	if err != nil {
+		return err
+	}
+	return sim.Run(ctx)
+}
+
+// envResolver resolves a flag from the first non-empty variable of its env
+// tag, looked up through getenv.
+func envResolver(getenv func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
+		for _, name := range f.Envs {
+			if v := getenv(name); v != "" {
+				return v, nil
+			}
+		}
+		return nil, nil
+	})
+}
+
+// redact hides the password of a URL-form connection string; a keyword/value
+// string is not printed at all.
+func redact(pgURL string) string {
+	u, err := url.Parse(pgURL)
+	if err != nil || u.Scheme == "" {
+		return "(redacted)"
+	}
+	return u.Redacted()
+}
