@@ -254,14 +254,16 @@ host    replication  all   127.0.0.1/32  scram-sha-256
 EOF
 }
 
+# CREATEDB lets tests that must own a whole table (TRUNCATE, key changes) use a
+# database of their own instead of the shared one.
 pg_ensure_app_role() {
   as_pg "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres >/dev/null <<EOF
 DO \$\$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_APP_USER') THEN
-    CREATE ROLE $PG_APP_USER LOGIN REPLICATION PASSWORD '$PG_APP_PASSWORD';
+    CREATE ROLE $PG_APP_USER LOGIN REPLICATION CREATEDB PASSWORD '$PG_APP_PASSWORD';
   ELSE
-    ALTER ROLE $PG_APP_USER LOGIN REPLICATION PASSWORD '$PG_APP_PASSWORD';
+    ALTER ROLE $PG_APP_USER LOGIN REPLICATION CREATEDB PASSWORD '$PG_APP_PASSWORD';
   END IF;
 END
 \$\$;

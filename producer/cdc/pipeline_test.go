@@ -1,0 +1,324 @@
+package cdc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/testenv"
+	"github.com/stockpipe/stock/producer/sink"
+	"github.com/stockpipe/stock/schemas"
+)
+
+// ownDatabase creates a database for one test, so it may TRUNCATE or
+// rewrite keys of inventory_levels without touching anyone else's rows.
+func ownDatabase(t *testing.T, name string) (url string, conn *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testenv.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating database: %v", err)
+	}
+	cfg, err := pgx.ParseConfig(testenv.PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = strings.Replace(testenv.PostgresURL(), "/"+cfg.Database+"?", "/"+name+"?", 1)
+	conn, err = pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Close(ctx)
+		a, err := pgx.Connect(ctx, testenv.PostgresURL())
+		if err != nil {
+			return
+		}
+		defer a.Close(ctx)
+		// The slot pins the database; it goes first.
+		for i := 0; i < 50; i++ {
+			if _, err := a.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name); err == nil {
+				var left bool
+				_ = a.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE database = $1)`, name).Scan(&left)
+				if !left {
+					break
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		_, _ = a.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+	})
+	if err := inventorydb.Migrate(ctx, conn); err != nil {
+		t.Fatalf("migrating: %v", err)
+	}
+	return url, conn
+}
+
+type harness struct {
+	t      *testing.T
+	cfg    Config
+	conn   *pgx.Conn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func newHarness(t *testing.T) *harness {
+	name := testenv.Name(t, "cdc")
+	url, conn := ownDatabase(t, name)
+	cfg := Config{
+		PostgresURL: url, Slot: name, Publication: name, Brokers: testenv.KafkaBrokers(),
+		LevelsTopic: name + ".levels", ChangesTopic: name + ".changes", AlertsTopic: name + ".alerts",
+		CheckpointTopic: name + ".checkpoints", Partitions: 2,
+		HeartbeatInterval: 200 * time.Millisecond, StatusInterval: 100 * time.Millisecond,
+	}
+	t.Cleanup(func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		_, _ = kadm.NewClient(cl).DeleteTopics(context.Background(), cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic, cfg.CheckpointTopic)
+	})
+	return &harness{t: t, cfg: cfg, conn: conn}
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	var out io.Writer = io.Discard
+	if testing.Verbose() {
+		out = os.Stderr
+	}
+	p, err := New(h.cfg, slog.New(slog.NewJSONHandler(out, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan error, 1)
+	go func() { h.done <- p.Run(ctx) }()
+}
+
+func (h *harness) stop() {
+	h.t.Helper()
+	h.cancel()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Fatalf("pipeline: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("pipeline did not stop")
+	}
+}
+
+func (h *harness) exec(sql string, args ...any) {
+	h.t.Helper()
+	if _, err := h.conn.Exec(context.Background(), sql, args...); err != nil {
+		h.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (h *harness) records(topic string) []*kgo.Record {
+	h.t.Helper()
+	var out []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := sink.ReadTopic(ctx, []kgo.Opt{kgo.SeedBrokers(h.cfg.Brokers...)}, topic, func(r *kgo.Record) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// levels returns the last level of every product (nil for a tombstone).
+func (h *harness) levels() map[string]*schemas.StockLevel {
+	h.t.Helper()
+	last := map[string]*schemas.StockLevel{}
+	for _, r := range h.records(h.cfg.LevelsTopic) {
+		if r.Value == nil {
+			last[string(r.Key)] = nil
+			continue
+		}
+		l, err := schemas.DecodeLevel(r.Value)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if string(r.Key) != l.ProductID {
+			h.t.Fatalf("record key %q carries product %q", r.Key, l.ProductID)
+		}
+		last[l.ProductID] = l
+	}
+	return last
+}
+
+// eventually polls check until it returns "" or the deadline passes.
+func (h *harness) eventually(what string, check func() string) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s: %s", what, msg)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func warehouses(l *schemas.StockLevel) string {
+	if l == nil {
+		return "tombstone"
+	}
+	var b strings.Builder
+	for _, w := range l.Warehouses {
+		fmt.Fprintf(&b, "%s=%d ", w.WarehouseID, w.OnHand)
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestPipelineOddTransactions(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1'), ('W2','W2'), ('W3','W3')`)
+	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1'), ('P2','P2'), ('P3','P3')`)
+	for _, p := range []string{"P1", "P2", "P3"} {
+		h.exec(`SELECT stock_receive($1, 'W1', 10, 'seed')`, p)
+		h.exec(`SELECT stock_receive($1, 'W2', 20, 'seed')`, p)
+	}
+	h.exec(`CREATE TABLE unrelated (id serial PRIMARY KEY, note text)`)
+	h.start()
+
+	h.eventually("snapshot", func() string {
+		ls := h.levels()
+		for _, p := range []string{"P1", "P2", "P3"} {
+			if got := warehouses(ls[p]); got != "W1=10 W2=20" {
+				return fmt.Sprintf("%s = %s", p, got)
+			}
+			if !ls[p].Snapshot {
+				return p + " not marked as a snapshot read"
+			}
+		}
+		return ""
+	})
+
+	t.Run("product deleted from every warehouse becomes a tombstone", func(t *testing.T) {
+		h.exec(`DELETE FROM inventory_levels WHERE product_id = 'P1'`)
+		h.eventually("tombstone", func() string {
+			if l, ok := h.levels()["P1"]; !ok || l != nil {
+				return "P1 = " + warehouses(l)
+			}
+			return ""
+		})
+		var deletes int
+		for _, r := range h.records(h.cfg.ChangesTopic) {
+			c, err := schemas.DecodeChange(r.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Op == schemas.OpDelete && c.ProductID == "P1" {
+				if c.Before == nil || c.After != nil {
+					t.Fatalf("delete change %+v: want a before image and no after", c)
+				}
+				deletes++
+			}
+		}
+		if deletes != 2 {
+			t.Fatalf("%d delete changes for P1, want 2", deletes)
+		}
+	})
+
+	t.Run("primary key change moves the row", func(t *testing.T) {
+		h.exec(`UPDATE inventory_levels SET warehouse_id = 'W3', version = version + 1 WHERE product_id = 'P2' AND warehouse_id = 'W2'`)
+		h.eventually("key change", func() string {
+			if got := warehouses(h.levels()["P2"]); got != "W1=10 W3=20" {
+				return "P2 = " + got
+			}
+			return ""
+		})
+	})
+
+	t.Run("rows of other tables emit nothing", func(t *testing.T) {
+		before := len(h.records(h.cfg.ChangesTopic))
+		h.exec(`INSERT INTO unrelated (note) SELECT 'x' FROM generate_series(1, 100)`)
+		h.exec(`SELECT stock_adjust('P3', 'W1', 1, 'marker', 'marker')`)
+		h.eventually("marker", func() string {
+			if got := warehouses(h.levels()["P3"]); got != "W1=11 W2=20" {
+				return "P3 = " + got
+			}
+			return ""
+		})
+		if after := len(h.records(h.cfg.ChangesTopic)); after != before+1 {
+			t.Fatalf("changes grew by %d, want 1 (the marker adjust only)", after-before)
+		}
+	})
+
+	t.Run("state survives a restart", func(t *testing.T) {
+		h.stop()
+		h.exec(`SELECT stock_adjust('P3', 'W2', -5, 'after restart', 'restart')`)
+		h.start()
+		// The level must carry both warehouses: W1 comes from the state
+		// rebuilt out of Kafka, not from this change.
+		h.eventually("after restart", func() string {
+			if got := warehouses(h.levels()["P3"]); got != "W1=11 W2=15" {
+				return "P3 = " + got
+			}
+			return ""
+		})
+	})
+
+	t.Run("truncate tombstones every product", func(t *testing.T) {
+		h.exec(`TRUNCATE inventory_levels CASCADE`)
+		h.eventually("truncate", func() string {
+			ls := h.levels()
+			for _, p := range []string{"P1", "P2", "P3"} {
+				if l, ok := ls[p]; !ok || l != nil {
+					return p + " = " + warehouses(l)
+				}
+			}
+			return ""
+		})
+	})
+
+	t.Run("idle database keeps confirming", func(t *testing.T) {
+		// Only the unrelated table changes; the heartbeat must still move
+		// the slot's confirmed LSN past those writes.
+		for i := 0; i < 5; i++ {
+			h.exec(`INSERT INTO unrelated (note) SELECT 'idle' FROM generate_series(1, 1000)`)
+			var target string
+			if err := h.conn.QueryRow(context.Background(), `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
+				t.Fatal(err)
+			}
+			h.eventually("confirmed lsn", func() string {
+				var passed bool
+				err := h.conn.QueryRow(context.Background(), `SELECT confirmed_flush_lsn >= $2::pg_lsn FROM pg_replication_slots WHERE slot_name = $1`, h.cfg.Slot, target).Scan(&passed)
+				if err != nil {
+					return err.Error()
+				}
+				if !passed {
+					return "confirmed_flush_lsn still before " + target
+				}
+				return ""
+			})
+			time.Sleep(time.Second)
+		}
+	})
+	h.stop()
+}

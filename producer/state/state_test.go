@@ -1,0 +1,105 @@
+package state
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/producer/change"
+	"github.com/stockpipe/stock/schemas"
+)
+
+func row(p, w string, onHand, reserved, safety, threshold int32) change.Row {
+	return change.Row{ProductID: p, WarehouseID: w, OnHand: onHand, Reserved: reserved, SafetyStock: safety, LowStockThreshold: threshold}
+}
+
+func TestStorePutDeleteKeepsRowsSorted(t *testing.T) {
+	s := New()
+	s.Put(row("P", "WH-03", 1, 0, 0, 0))
+	s.Put(row("P", "WH-01", 1, 0, 0, 0))
+	if before := s.Put(row("P", "WH-02", 1, 0, 0, 0)); before != nil {
+		t.Fatalf("insert returned before %+v", before)
+	}
+	if before := s.Put(row("P", "WH-02", 9, 0, 0, 0)); before == nil || before.OnHand != 1 {
+		t.Fatalf("update returned before %+v, want on_hand 1", before)
+	}
+	rows := s.ProductRows("P")
+	if len(rows) != 3 || rows[0].WarehouseID != "WH-01" || rows[1].WarehouseID != "WH-02" || rows[2].WarehouseID != "WH-03" || rows[1].OnHand != 9 {
+		t.Fatalf("rows = %+v", rows)
+	}
+	if s.Rows() != 3 || s.Products() != 1 {
+		t.Fatalf("counts rows=%d products=%d", s.Rows(), s.Products())
+	}
+	for _, w := range []string{"WH-01", "WH-02", "WH-03"} {
+		if s.Delete(change.Key{ProductID: "P", WarehouseID: w}) == nil {
+			t.Fatalf("delete %s found nothing", w)
+		}
+	}
+	if s.Delete(change.Key{ProductID: "P", WarehouseID: "WH-01"}) != nil {
+		t.Fatal("second delete found a row")
+	}
+	if s.Rows() != 0 || s.Products() != 0 {
+		t.Fatalf("after deletes rows=%d products=%d", s.Rows(), s.Products())
+	}
+}
+
+func TestLevelTotalsAndStatus(t *testing.T) {
+	rows := []change.Row{row("P", "WH-01", 20, 2, 0, 20), row("P", "WH-02", 3, 5, 1, 10)}
+	pos := position.Position{LSN: 100, Index: 2}
+	l := Level("P", rows, pos, 7, time.Unix(0, 0), false)
+	if l.OnHand != 23 || l.Reserved != 7 || l.SafetyStock != 1 || l.Available != 15 {
+		t.Fatalf("totals %+v", l)
+	}
+	// Oversold stays visible: 3 - 5 - 1 = -3.
+	if l.Warehouses[1].Available != -3 || l.Warehouses[1].Status != schemas.StatusOutOfStock {
+		t.Fatalf("WH-02 = %+v, want available -3 OUT_OF_STOCK", l.Warehouses[1])
+	}
+	if l.Warehouses[0].Status != schemas.StatusLowStock || l.Status != schemas.StatusLowStock {
+		t.Fatalf("statuses wh=%s total=%s, want LOW_STOCK (15 <= 30)", l.Warehouses[0].Status, l.Status)
+	}
+	if l.Position.Value() != pos {
+		t.Fatalf("position %v", l.Position.Value())
+	}
+	if Level("P", nil, pos, 7, time.Unix(0, 0), false) != nil {
+		t.Fatal("a product without rows must be a tombstone (nil)")
+	}
+	back := FromLevel(l)
+	if len(back) != 2 || back[1].OnHand != 3 || back[1].Reserved != 5 || back[0].LowStockThreshold != 20 {
+		t.Fatalf("FromLevel = %+v", back)
+	}
+}
+
+func TestAlerts(t *testing.T) {
+	level := func(onHand int32) *schemas.StockLevel {
+		return Level("P", []change.Row{row("P", "WH-01", onHand, 0, 0, 10)}, position.Position{LSN: 1}, 1, time.Unix(0, 0), false)
+	}
+	for _, tc := range []struct {
+		name       string
+		from, to   int32
+		wantKinds  []string
+		wantScopes int
+	}{
+		{"in to low", 50, 5, []string{schemas.AlertLowStock, schemas.AlertLowStock}, 2},
+		{"low to out", 5, 0, []string{schemas.AlertOutOfStock, schemas.AlertOutOfStock}, 2},
+		{"out to in", 0, 50, []string{schemas.AlertBackInStock, schemas.AlertBackInStock}, 2},
+		{"in to in", 50, 40, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Alerts(level(tc.from), level(tc.to))
+			if len(got) != len(tc.wantKinds) {
+				t.Fatalf("alerts %+v, want kinds %v", got, tc.wantKinds)
+			}
+			for i, a := range got {
+				if a.Kind != tc.wantKinds[i] {
+					t.Fatalf("alert %d kind %s, want %s", i, a.Kind, tc.wantKinds[i])
+				}
+			}
+			if len(got) == 2 && (got[0].WarehouseID == nil || *got[0].WarehouseID != "WH-01" || got[1].WarehouseID != nil) {
+				t.Fatalf("want one warehouse alert then one product-total alert, got %+v", got)
+			}
+		})
+	}
+	if Alerts(nil, level(0)) != nil {
+		t.Fatal("a new product is not a crossing")
+	}
+}
