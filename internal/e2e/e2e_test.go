@@ -151,7 +151,7 @@ func startPipeline(t *testing.T) pipeline {
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
 	start(t, "projector",
 		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
-		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", "")
+		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", freePort(t))
 	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":")
 	t.Cleanup(func() { cleanupSources(t, name, prefix) })
 	return pipeline{api: "http://" + api, slot: name}

@@ -56,7 +56,6 @@ func (p Position) Key() string {
 	return fmt.Sprintf("%016x%08x", p.LSN, p.Index)
 }
 
-
 // Parse reads the String form ("0/16B3748:3"); the ":index" part may be omitted.
 func Parse(s string) (Position, error) {
 	lsnText, idxText, hasIdx := strings.Cut(s, ":")

@@ -57,7 +57,6 @@ func (h *handler) touch(productID string, pos position.Position, kind string) {
 	d.pos, d.kind = pos, kind
 }
 
-
 // Change applies one row change to state and writes its change record.
 func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) error {
 	if tx.CommitLSN <= h.skipThrough {

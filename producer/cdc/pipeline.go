@@ -209,7 +209,6 @@ func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
 	}
 }
 
-
 // Permanent reports whether err comes from a mismatch that retrying cannot
 // fix (topics, publication or slot configured differently than found).
 func Permanent(err error) bool {
@@ -227,6 +226,10 @@ func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
 }
 
-func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler { return minLevel{h.min, h.Handler.WithAttrs(as)} }
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.min, h.Handler.WithAttrs(as)}
+}
 
-func (h minLevel) WithGroup(name string) slog.Handler { return minLevel{h.min, h.Handler.WithGroup(name)} }
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.min, h.Handler.WithGroup(name)}
+}

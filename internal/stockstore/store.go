@@ -1,0 +1,321 @@
+// Package stockstore owns the Redis key layout of the stock cache: the
+// projector writes product snapshots and partition watermarks through it and
+// the query API reads served documents through it, so the layout lives in
+// one place (docs/redis-layout.md). Writes are idempotent and atomic per
+// product (a Lua script applies a snapshot only if its position is newer);
+// reads are one round trip, however many products.
+//
+// It must never import Kafka, PostgreSQL, the Avro schemas or HTTP code:
+// converting a Kafka record into a Snapshot is the projector's job.
+package stockstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockpipe/stock/internal/position"
+)
+
+// ErrNotFound is returned by Get for a product the store does not hold
+// (never seen, or deleted by a tombstone).
+var ErrNotFound = errors.New("product not found")
+
+// Store reads and writes the stock cache under one key prefix.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys keys
+	now  func() time.Time
+}
+
+// New returns a Store over rdb with all keys under prefix (programs default
+// to DefaultPrefix). Distinct prefixes are independent stores, which tests
+// and cache rebuilds rely on.
+func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
+	if err := ValidatePrefix(prefix); err != nil {
+		return nil, err
+	}
+	return &Store{rdb: rdb, keys: keys{prefix: prefix}, now: time.Now}, nil
+}
+
+// Prefix returns the key prefix of the store.
+func (s *Store) Prefix() string { return s.keys.prefix }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("pinging redis: %w", err)
+	}
+	return nil
+}
+
+// LoadScripts loads the Lua scripts into Redis's script cache (on every
+// master of a Cluster). Apply reloads them by itself when Redis lost them, so
+// calling this at start only saves a round trip on the first batch.
+func (s *Store) LoadScripts(ctx context.Context) error {
+	for _, sc := range allScripts {
+		if err := sc.Load(ctx, s.rdb).Err(); err != nil {
+			return fmt.Errorf("loading lua script: %w", err)
+		}
+	}
+	return nil
+}
+
+// scriptCall is one EVALSHA of a pipelined batch.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	cmd    *redis.Cmd
+}
+
+// Apply writes snaps and then marks in one pipelined round trip. Each
+// snapshot is applied atomically, and only if its position is newer than the
+// product's stored one (snapshot or tombstone); applied[i] reports whether
+// snaps[i] was. Replaying a batch is therefore harmless. Several snapshots of
+// one product in a batch are applied in order: callers should dedupe first
+// (latest position wins) to save the work.
+//
+// Watermarks only move forward and are written after the batch's snapshots
+// in the same pipeline. On error nothing tells which snapshots landed; the
+// caller retries the whole batch, which idempotence makes safe.
+func (s *Store) Apply(ctx context.Context, snaps []Snapshot, marks ...Watermark) (applied []bool, err error) {
+	calls := make([]scriptCall, 0, len(snaps)+len(marks))
+	for i := range snaps {
+		c, err := s.applyCall(&snaps[i])
+		if err != nil {
+			return nil, err
+		}
+		calls = append(calls, c)
+	}
+	for _, m := range marks {
+		c, err := s.watermarkCall(m)
+		if err != nil {
+			return nil, err
+		}
+		calls = append(calls, c)
+	}
+	if err := s.run(ctx, calls); err != nil {
+		return nil, err
+	}
+	applied = make([]bool, len(snaps))
+	for i := range snaps {
+		n, err := calls[i].cmd.Int64()
+		if err != nil {
+			return nil, fmt.Errorf("applying snapshot of %q: %w", snaps[i].ProductID, err)
+		}
+		applied[i] = n == 1
+	}
+	for _, c := range calls[len(snaps):] {
+		if err := c.cmd.Err(); err != nil {
+			return nil, fmt.Errorf("writing watermark: %w", err)
+		}
+	}
+	return applied, nil
+}
+
+func (s *Store) applyCall(sn *Snapshot) (scriptCall, error) {
+	if sn.ProductID == "" {
+		// An empty hash tag would spread the product's keys over slots.
+		return scriptCall{}, errors.New("applying snapshot: empty product id")
+	}
+	deleted, doc := "0", []byte(nil)
+	if sn.Deleted {
+		deleted = "1"
+	} else {
+		doc = appendDoc(make([]byte, 0, 256+128*len(sn.Warehouses)), sn)
+	}
+	return scriptCall{
+		script: applyScript,
+		keys:   []string{s.keys.product(sn.ProductID), s.keys.tombstone(sn.ProductID)},
+		args:   []any{sn.Position.Key(), deleted, doc},
+	}, nil
+}
+
+func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
+	at := m.AppliedAt
+	if at.IsZero() {
+		at = s.now()
+	}
+	doc, err := json.Marshal(watermarkDoc{
+		Offset:     m.Offset,
+		Position:   m.Position.String(),
+		CommitTime: m.CommitTime.UTC(),
+		AppliedAt:  at.UTC(),
+	})
+	if err != nil {
+		return scriptCall{}, fmt.Errorf("encoding watermark of %s/%d: %w", m.Topic, m.Partition, err)
+	}
+	return scriptCall{
+		script: watermarkScript,
+		keys:   []string{s.keys.watermark(m.Topic)},
+		args:   []any{strconv.FormatInt(int64(m.Partition), 10), m.Offset, doc},
+	}, nil
+}
+
+// run pipelines calls as EVALSHA. Calls that fail with NOSCRIPT (Redis
+// restarted or its script cache was flushed) are rerun once, in order, after
+// loading the scripts; the others already ran and are not repeated, so their
+// results stay true.
+func (s *Store) run(ctx context.Context, calls []scriptCall) error {
+	pending := make([]int, len(calls))
+	for i := range pending {
+		pending[i] = i
+	}
+	for attempt := 0; len(pending) > 0; attempt++ {
+		pipe := s.rdb.Pipeline()
+		for _, i := range pending {
+			c := &calls[i]
+			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		}
+		_, err := pipe.Exec(ctx)
+		if err == nil {
+			return nil
+		}
+		var missing []int
+		for _, i := range pending {
+			if redis.HasErrorPrefix(calls[i].cmd.Err(), "NOSCRIPT") {
+				missing = append(missing, i)
+			}
+		}
+		if len(missing) == 0 || attempt > 0 {
+			return fmt.Errorf("running pipelined scripts: %w", err)
+		}
+		if err := s.LoadScripts(ctx); err != nil {
+			return err
+		}
+		pending = missing
+	}
+	return nil
+}
+
+// GetJSON returns the served JSON document of a product, or ErrNotFound.
+func (s *Store) GetJSON(ctx context.Context, id string) (json.RawMessage, error) {
+	b, err := s.rdb.HGet(ctx, s.keys.product(id), fieldDoc).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("reading product %q: %w", id, err)
+	}
+	return b, nil
+}
+
+// GetManyJSON returns the served documents of the products in ids that the
+// store holds, in the order of ids, and the ids it does not hold, in one
+// pipelined round trip. Duplicated ids are answered twice: fold them first.
+func (s *Store) GetManyJSON(ctx context.Context, ids []string) (docs []json.RawMessage, notFound []string, err error) {
+	if len(ids) == 0 {
+		return nil, nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, s.keys.product(id), fieldDoc)
+	}
+	// A missing product makes Exec return redis.Nil; each command says which.
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, fmt.Errorf("reading %d products: %w", len(ids), err)
+	}
+	docs = make([]json.RawMessage, 0, len(ids))
+	for i, c := range cmds {
+		b, err := c.Bytes()
+		switch {
+		case errors.Is(err, redis.Nil):
+			notFound = append(notFound, ids[i])
+		case err != nil:
+			return nil, nil, fmt.Errorf("reading product %q: %w", ids[i], err)
+		default:
+			docs = append(docs, b)
+		}
+	}
+	return docs, notFound, nil
+}
+
+// Get returns a product, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (Product, error) {
+	doc, err := s.GetJSON(ctx, id)
+	if err != nil {
+		return Product{}, err
+	}
+	var p Product
+	if err := json.Unmarshal(doc, &p); err != nil {
+		return Product{}, fmt.Errorf("decoding product %q: %w", id, err)
+	}
+	return p, nil
+}
+
+// GetMany returns the products in ids that the store holds, in the order of
+// ids, and the ids it does not hold, in one round trip.
+func (s *Store) GetMany(ctx context.Context, ids []string) ([]Product, []string, error) {
+	docs, notFound, err := s.GetManyJSON(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]Product, len(docs))
+	for i, doc := range docs {
+		if err := json.Unmarshal(doc, &out[i]); err != nil {
+			return nil, nil, fmt.Errorf("decoding product: %w", err)
+		}
+	}
+	return out, notFound, nil
+}
+
+// StoredPosition returns the position the store holds for a product: its
+// snapshot's, or its tombstone's after a delete; ok is false when it has
+// never seen the product.
+func (s *Store) StoredPosition(ctx context.Context, id string) (p position.Position, deleted, ok bool, err error) {
+	pipe := s.rdb.Pipeline()
+	pos := pipe.HGet(ctx, s.keys.product(id), fieldPos)
+	tomb := pipe.Get(ctx, s.keys.tombstone(id))
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return position.Position{}, false, false, fmt.Errorf("reading position of %q: %w", id, err)
+	}
+	key, deleted := pos.Val(), false
+	if key == "" {
+		key, deleted = tomb.Val(), true
+	}
+	if key == "" {
+		return position.Position{}, false, false, nil
+	}
+	p, err = position.ParseKey(key)
+	if err != nil {
+		return position.Position{}, false, false, fmt.Errorf("reading position of %q: %w", id, err)
+	}
+	return p, deleted, true, nil
+}
+
+// Watermarks returns the applied watermarks of a topic, by partition.
+func (s *Store) Watermarks(ctx context.Context, topic string) ([]Watermark, error) {
+	all, err := s.rdb.HGetAll(ctx, s.keys.watermark(topic)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading watermarks of %s: %w", topic, err)
+	}
+	out := make([]Watermark, 0, len(all))
+	for field, v := range all {
+		part, err := strconv.ParseInt(field, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("reading watermarks of %s: partition %q: %w", topic, field, err)
+		}
+		var d watermarkDoc
+		if err := json.Unmarshal([]byte(v), &d); err != nil {
+			return nil, fmt.Errorf("reading watermark of %s/%d: %w", topic, part, err)
+		}
+		p, err := position.Parse(d.Position)
+		if err != nil {
+			return nil, fmt.Errorf("reading watermark of %s/%d: %w", topic, part, err)
+		}
+		out = append(out, Watermark{
+			Topic: topic, Partition: int32(part), Offset: d.Offset,
+			Position: p, CommitTime: d.CommitTime, AppliedAt: d.AppliedAt,
+		})
+	}
+	slices.SortFunc(out, func(a, b Watermark) int { return int(a.Partition) - int(b.Partition) })
+	return out, nil
+}

@@ -1,0 +1,127 @@
+package consume
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/schemas"
+)
+
+func pos(lsn uint64, idx uint32) position.Position { return position.Position{LSN: lsn, Index: idx} }
+
+var commitTime = time.Date(2026, 11, 25, 10, 0, 0, 123456000, time.UTC)
+
+// level encodes a one-warehouse stock.levels.v1 value whose on_hand tells
+// which write it was.
+func level(t testing.TB, id string, p position.Position, onHand int64) []byte {
+	t.Helper()
+	var codec schemas.Codec
+	v, err := codec.EncodeLevel(&schemas.StockLevel{
+		ProductID: id, OnHand: onHand, Available: onHand, Status: schemas.StatusInStock,
+		Warehouses: []schemas.WarehouseStock{{
+			WarehouseID: "WH-01", OnHand: int32(onHand), Available: int32(onHand),
+			LowStockThreshold: 5, Status: schemas.StatusInStock, UpdatedAt: commitTime,
+		}},
+		Position: schemas.PositionOf(p), TxID: 7, CommitTime: commitTime,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// ceID is the CloudEvents id the producer stamps on a levels record.
+func ceID(p position.Position, id string) []kgo.RecordHeader {
+	return []kgo.RecordHeader{{Key: schemas.HeaderID, Value: []byte(p.String() + "/" + id)}}
+}
+
+func levelRecord(t testing.TB, topic, id string, p position.Position, onHand int64) *kgo.Record {
+	return &kgo.Record{Topic: topic, Key: []byte(id), Value: level(t, id, p, onHand), Headers: ceID(p, id)}
+}
+
+func tombstoneRecord(topic, id string, p position.Position) *kgo.Record {
+	return &kgo.Record{Topic: topic, Key: []byte(id), Headers: ceID(p, id)}
+}
+
+func TestNewBatch(t *testing.T) {
+	type want struct {
+		id      string
+		pos     position.Position
+		deleted bool
+		onHand  int64
+	}
+	tests := []struct {
+		name       string
+		recs       []*kgo.Record
+		want       []want
+		superseded int
+		bad        int
+	}{
+		{
+			name: "latest position per product wins, first-seen order kept",
+			recs: []*kgo.Record{
+				levelRecord(t, "t", "A", pos(1, 1), 1),
+				levelRecord(t, "t", "B", pos(1, 2), 10),
+				levelRecord(t, "t", "A", pos(2, 1), 2),
+			},
+			want:       []want{{"A", pos(2, 1), false, 2}, {"B", pos(1, 2), false, 10}},
+			superseded: 1,
+		},
+		{
+			name: "an older record later in the batch does not win",
+			recs: []*kgo.Record{
+				levelRecord(t, "t", "A", pos(5, 1), 5),
+				levelRecord(t, "t", "A", pos(4, 1), 4),
+			},
+			want:       []want{{"A", pos(5, 1), false, 5}},
+			superseded: 1,
+		},
+		{
+			name: "tombstone takes its position from ce_id and supersedes",
+			recs: []*kgo.Record{
+				levelRecord(t, "t", "A", pos(1, 1), 1),
+				tombstoneRecord("t", "A", pos(1, 2)),
+			},
+			want:       []want{{"A", pos(1, 2), true, 0}},
+			superseded: 1,
+		},
+		{
+			name: "bare position in ce_id is accepted",
+			recs: []*kgo.Record{{Key: []byte("A"), Headers: []kgo.RecordHeader{{Key: schemas.HeaderID, Value: []byte("1/0:3")}}}},
+			want: []want{{"A", pos(1<<32, 3), true, 0}},
+		},
+		{
+			name: "bad records are set aside, the rest kept",
+			recs: []*kgo.Record{
+				{Key: []byte("A"), Value: []byte("not avro")},
+				{Key: nil, Value: level(t, "A", pos(1, 1), 1)},
+				{Key: []byte("B"), Value: level(t, "A", pos(1, 1), 1)}, // key and product differ
+				{Key: []byte("C")}, // tombstone without ce_id
+				{Key: []byte("C"), Headers: []kgo.RecordHeader{{Key: schemas.HeaderID, Value: []byte("garbage")}}},
+				levelRecord(t, "t", "D", pos(1, 1), 1),
+			},
+			want: []want{{"D", pos(1, 1), false, 1}},
+			bad:  5,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBatch(tt.recs)
+			if len(b.bad) != tt.bad || b.superseded != tt.superseded {
+				t.Errorf("bad %d superseded %d, want %d and %d (bad: %v)", len(b.bad), b.superseded, tt.bad, tt.superseded, b.bad)
+			}
+			if len(b.snaps) != len(tt.want) {
+				t.Fatalf("got %d snapshots %+v, want %d", len(b.snaps), b.snaps, len(tt.want))
+			}
+			for i, w := range tt.want {
+				s := b.snaps[i]
+				if s.ProductID != w.id || s.Position != w.pos || s.Deleted != w.deleted || s.OnHand != w.onHand {
+					t.Errorf("snapshot %d = %s at %s deleted=%v on_hand=%d, want %+v", i, s.ProductID, s.Position, s.Deleted, s.OnHand, w)
+				}
+			}
+		})
+	}
+}

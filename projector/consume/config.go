@@ -1,0 +1,84 @@
+package consume
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config configures a Consumer.
+type Config struct {
+	Brokers []string
+	Topic   string
+	Group   string
+	// ClientID names the client to the brokers (logs, quotas).
+	ClientID string
+
+	// BatchSize bounds the records applied in one Redis round trip.
+	BatchSize int
+	// Linger is how long a partition worker waits for more records to fill
+	// a batch when fewer than BatchSize are at hand. Zero applies whatever
+	// has arrived at once: under load batches fill by themselves while the
+	// previous one is applied, and at low load nothing waits.
+	Linger time.Duration
+
+	// ApplyTimeout bounds one Redis round trip; CommitTimeout one offset
+	// commit.
+	ApplyTimeout  time.Duration
+	CommitTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between failed applies.
+	RetryMin time.Duration
+	RetryMax time.Duration
+	// DrainTimeout bounds how long shutdown waits for the batches in hand.
+	DrainTimeout time.Duration
+}
+
+// DefaultConfig returns the defaults; callers fill Brokers, Topic and Group.
+func DefaultConfig() Config {
+	return Config{
+		ClientID:      "stock-projector",
+		BatchSize:     1000,
+		ApplyTimeout:  5 * time.Second,
+		CommitTimeout: 10 * time.Second,
+		RetryMin:      100 * time.Millisecond,
+		RetryMax:      5 * time.Second,
+		DrainTimeout:  15 * time.Second,
+	}
+}
+
+// Validate reports every problem of c.
+func (c Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no kafka broker"))
+	}
+	for _, b := range c.Brokers {
+		if b == "" {
+			errs = append(errs, errors.New("empty kafka broker address"))
+		}
+	}
+	if c.Topic == "" {
+		errs = append(errs, errors.New("no topic"))
+	}
+	if c.Group == "" {
+		errs = append(errs, errors.New("no consumer group"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, fmt.Errorf("batch size must be at least 1, got %d", c.BatchSize))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("linger must not be negative, got %s", c.Linger))
+	}
+	for name, d := range map[string]time.Duration{
+		"apply timeout": c.ApplyTimeout, "commit timeout": c.CommitTimeout,
+		"retry min": c.RetryMin, "retry max": c.RetryMax, "drain timeout": c.DrainTimeout,
+	} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", name, d))
+		}
+	}
+	if c.RetryMax < c.RetryMin {
+		errs = append(errs, fmt.Errorf("retry max %s is below retry min %s", c.RetryMax, c.RetryMin))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,426 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/internal/stockstore/storetest"
+	"github.com/stockpipe/stock/internal/testenv"
+)
+
+// These tests run against the local stack's real Kafka and Redis, each with
+// its own topic, consumer group and key prefix.
+
+func adminClient(t *testing.T) *kadm.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return kadm.NewClient(cl)
+}
+
+// newTopic creates a unique topic, deleted when the test ends.
+func newTopic(t *testing.T, adm *kadm.Client, partitions int32) string {
+	t.Helper()
+	topic := testenv.Name(t, "test_levels")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
+		t.Fatalf("creating topic %s on %v (start the stack with scripts/stack.sh): %v", topic, testenv.KafkaBrokers(), err)
+	}
+	t.Cleanup(func() {
+		if _, err := adm.DeleteTopic(context.Background(), topic); err != nil {
+			t.Logf("deleting topic %s: %v", topic, err)
+		}
+	})
+	return topic
+}
+
+// produce writes recs in one Kafka transaction, committed or aborted, and
+// returns them with their offsets.
+func produce(t *testing.T, commit bool, recs ...*kgo.Record) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(testenv.KafkaBrokers()...),
+		kgo.TransactionalID(testenv.Name(t, "test_txn")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("producing: %v", err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("ending transaction: %v", err)
+	}
+	return recs
+}
+
+// lastOffsets is the highest produced offset per partition.
+func lastOffsets(recs []*kgo.Record) map[int32]int64 {
+	out := map[int32]int64{}
+	for _, r := range recs {
+		if o, ok := out[r.Partition]; !ok || r.Offset > o {
+			out[r.Partition] = r.Offset
+		}
+	}
+	return out
+}
+
+func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]int64 {
+	t.Helper()
+	resp, err := adm.FetchOffsetsForTopics(context.Background(), group, topic)
+	if err != nil {
+		t.Fatalf("fetching committed offsets: %v", err)
+	}
+	out := map[int32]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && o.At >= 0 {
+			out[o.Partition] = o.At
+		}
+	})
+	return out
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// startConsumer runs a consumer of topic in group until the returned stop
+// is called (or the test ends) and reports Run's error to the test.
+func startConsumer(t *testing.T, topic, group string, store Store) (c *Consumer, stop func()) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Brokers = testenv.KafkaBrokers()
+	cfg.Topic = topic
+	cfg.Group = group
+	cfg.BatchSize = 50
+	cfg.RetryMin = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.DrainTimeout = 5 * time.Second
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := New(cfg, store, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("consumer: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Errorf("consumer did not stop")
+		}
+	}
+	t.Cleanup(stop)
+	return c, stop
+}
+
+// newGroup names a unique consumer group, deleted when the test ends (after
+// the consumers started later have stopped: cleanups run last-in first-out).
+func newGroup(t *testing.T, adm *kadm.Client) string {
+	group := testenv.Name(t, "test_projector")
+	t.Cleanup(func() {
+		if _, err := adm.DeleteGroup(context.Background(), group); err != nil {
+			t.Logf("deleting group %s: %v", group, err)
+		}
+	})
+	return group
+}
+
+// onHand reads a product's served on_hand; -1 when not found.
+func onHand(t *testing.T, st *stockstore.Store, id string) int64 {
+	t.Helper()
+	p, err := st.Get(context.Background(), id)
+	if errors.Is(err, stockstore.ErrNotFound) {
+		return -1
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.OnHand
+}
+
+func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
+	adm := adminClient(t)
+	topic := newTopic(t, adm, 3)
+	group := newGroup(t, adm)
+	st, _ := storetest.New(t)
+
+	ids := []string{"SKU-0", "SKU-1", "SKU-2", "SKU-3", "SKU-4", "SKU-5", "SKU-6", "SKU-7"}
+	var recs []*kgo.Record
+	for v := int64(1); v <= 3; v++ {
+		for i, id := range ids {
+			recs = append(recs, levelRecord(t, topic, id, pos(uint64(v*100), uint32(i+1)), v))
+		}
+	}
+	// The last product loses its rows: a tombstone after its snapshots.
+	recs = append(recs, tombstoneRecord(topic, "SKU-7", pos(400, 1)))
+	produced := produce(t, true, recs...)
+	// An aborted transaction must never reach Redis (read_committed).
+	produce(t, false, levelRecord(t, topic, "SKU-0", pos(900, 1), 999))
+
+	c, stop := startConsumer(t, topic, group, st)
+	want := map[string]int64{"SKU-0": 3, "SKU-1": 3, "SKU-2": 3, "SKU-3": 3, "SKU-4": 3, "SKU-5": 3, "SKU-6": 3, "SKU-7": -1}
+	waitFor(t, "redis to hold the last snapshot of every product", func() bool {
+		for id, n := range want {
+			if onHand(t, st, id) != n {
+				return false
+			}
+		}
+		return true
+	})
+	// Offsets are committed once Redis acknowledged: one past the last data
+	// record of each partition (the transaction marker follows it).
+	wantCommitted := map[int32]int64{}
+	for p, o := range lastOffsets(produced) {
+		wantCommitted[p] = o + 1
+	}
+	waitFor(t, "offsets to be committed", func() bool {
+		got := committed(t, adm, group, topic)
+		for p, o := range wantCommitted {
+			if got[p] < o {
+				return false
+			}
+		}
+		return true
+	})
+	if n := counterValue(t, c.metrics.consumed); n != float64(len(recs)) {
+		t.Errorf("consumed %v records, want %d (the aborted one is never delivered)", n, len(recs))
+	}
+	marks, err := st.Watermarks(context.Background(), topic)
+	if err != nil || len(marks) != len(wantCommitted) {
+		t.Errorf("watermarks = %+v, %v; want one per partition", marks, err)
+	}
+	stop()
+
+	// A restart in the same group resumes after the committed offsets: only
+	// the new record is consumed.
+	produce(t, true, levelRecord(t, topic, "SKU-1", pos(500, 1), 5))
+	c2, _ := startConsumer(t, topic, group, st)
+	waitFor(t, "the new snapshot", func() bool { return onHand(t, st, "SKU-1") == 5 })
+	time.Sleep(500 * time.Millisecond) // let anything replayed by mistake arrive
+	if n := counterValue(t, c2.metrics.consumed); n != 1 {
+		t.Errorf("restarted consumer consumed %v records, want 1", n)
+	}
+	if onHand(t, st, "SKU-0") != 3 || onHand(t, st, "SKU-7") != -1 {
+		t.Errorf("state changed across the restart")
+	}
+}
+
+// flakyStore fails every Apply while down is set.
+type flakyStore struct {
+	Store
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *flakyStore) Apply(ctx context.Context, snaps []stockstore.Snapshot, marks ...stockstore.Watermark) ([]bool, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return nil, errors.New("redis is down (test)")
+	}
+	return f.Store.Apply(ctx, snaps, marks...)
+}
+
+func TestRedisDownCommitsNothingThenCatchesUp(t *testing.T) {
+	adm := adminClient(t)
+	topic := newTopic(t, adm, 1)
+	group := newGroup(t, adm)
+	st, _ := storetest.New(t)
+	flaky := &flakyStore{Store: st}
+	flaky.down.Store(true)
+
+	produced := produce(t, true,
+		levelRecord(t, topic, "A", pos(1, 1), 1),
+		levelRecord(t, topic, "B", pos(1, 2), 2),
+	)
+	c, _ := startConsumer(t, topic, group, flaky)
+	waitFor(t, "several failed applies", func() bool { return flaky.calls.Load() >= 3 })
+	if got := committed(t, adm, group, topic); len(got) != 0 {
+		t.Fatalf("offsets committed while redis was down: %v", got)
+	}
+	if n := counterValue(t, c.metrics.applyErrs); n < 3 {
+		t.Errorf("apply errors = %v, want at least 3", n)
+	}
+
+	flaky.down.Store(false)
+	waitFor(t, "the batch to be applied after redis came back", func() bool {
+		return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2
+	})
+	last := lastOffsets(produced)[0]
+	waitFor(t, "the offset to be committed", func() bool { return committed(t, adm, group, topic)[0] == last+1 })
+}
+
+func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
+	adm := adminClient(t)
+	topic := newTopic(t, adm, 1)
+	group := newGroup(t, adm)
+	st, _ := storetest.New(t)
+
+	produced := produce(t, true,
+		levelRecord(t, topic, "A", pos(1, 1), 1),
+		&kgo.Record{Topic: topic, Key: []byte("X"), Value: []byte("not avro")},
+		&kgo.Record{Topic: topic, Key: []byte("Y")}, // tombstone without a position
+		levelRecord(t, topic, "B", pos(1, 2), 2),
+	)
+	c, _ := startConsumer(t, topic, group, st)
+	waitFor(t, "the good records", func() bool { return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2 })
+	last := lastOffsets(produced)[0]
+	waitFor(t, "the offset to move past the poison", func() bool { return committed(t, adm, group, topic)[0] == last+1 })
+	if n := counterValue(t, c.metrics.decodeErrs); n != 2 {
+		t.Errorf("decode errors = %v, want 2", n)
+	}
+}
+
+// Snapshots replayed out of order across restarts never move a product
+// backwards: the consumer relies on the store's position check.
+func TestReplayedOlderSnapshotIsStale(t *testing.T) {
+	adm := adminClient(t)
+	topic := newTopic(t, adm, 1)
+	group := newGroup(t, adm)
+	st, _ := storetest.New(t)
+	ctx := context.Background()
+	if _, err := st.Apply(ctx, []stockstore.Snapshot{{ProductID: "A", Position: pos(50, 1), OnHand: 50}}); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, true, levelRecord(t, topic, "A", pos(10, 1), 10), levelRecord(t, topic, "B", pos(10, 2), 10))
+	c, _ := startConsumer(t, topic, group, st)
+	waitFor(t, "B", func() bool { return onHand(t, st, "B") == 10 })
+	waitFor(t, "the stale count", func() bool { return counterValue(t, c.metrics.stale) == 1 })
+	if got := onHand(t, st, "A"); got != 50 {
+		t.Errorf("A on_hand = %d, want 50 (an older snapshot must not win)", got)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// Two consumers share the partitions while snapshots keep coming: one joins
+// mid-stream, the first leaves. At the end Redis holds the last snapshot of
+// every product, and no reader ever saw a product go backwards.
+func TestRebalanceUnderLoadNeverGoesBackwards(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	adm := adminClient(t)
+	topic := newTopic(t, adm, 6)
+	group := newGroup(t, adm)
+	st, _ := storetest.New(t)
+	ctx := context.Background()
+
+	const products, rounds = 200, 30
+	ids := make([]string, products)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("SKU-%03d", i)
+	}
+
+	// The reader: positions it sees must never decrease.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var backwards atomic.Int64
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		seen := map[string]string{}
+		for watchCtx.Err() == nil {
+			ps, _, err := st.GetMany(ctx, ids)
+			if err != nil {
+				continue
+			}
+			for _, p := range ps {
+				cur, err := position.Parse(p.Position)
+				if err != nil {
+					backwards.Add(1)
+					continue
+				}
+				if prev, ok := seen[p.ProductID]; ok {
+					if pp, _ := position.Parse(prev); pp.After(cur) {
+						backwards.Add(1)
+					}
+				}
+				seen[p.ProductID] = p.Position
+			}
+		}
+	}()
+
+	a, stopA := startConsumer(t, topic, group, st)
+	var b *Consumer
+	for r := 1; r <= rounds; r++ {
+		recs := make([]*kgo.Record, products)
+		for i, id := range ids {
+			recs[i] = levelRecord(t, topic, id, pos(uint64(r)*1000, uint32(i+1)), int64(r))
+		}
+		produce(t, true, recs...)
+		switch r {
+		case 10:
+			b, _ = startConsumer(t, topic, group, st) // B joins: partitions move
+		case 20:
+			stopA() // A leaves: B takes everything
+		}
+	}
+	waitFor(t, "every product at its last snapshot", func() bool {
+		ps, notFound, err := st.GetMany(ctx, ids)
+		if err != nil || len(notFound) > 0 {
+			return false
+		}
+		for _, p := range ps {
+			if p.OnHand != rounds {
+				return false
+			}
+		}
+		return true
+	})
+	stopWatch()
+	<-watched
+	if n := backwards.Load(); n > 0 {
+		t.Errorf("a reader saw a product go backwards %d times", n)
+	}
+	if counterValue(t, a.metrics.consumed) == 0 || counterValue(t, b.metrics.consumed) == 0 {
+		t.Errorf("consumed A %v, B %v: both should have had partitions",
+			counterValue(t, a.metrics.consumed), counterValue(t, b.metrics.consumed))
+	}
+}

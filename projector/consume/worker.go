@@ -1,0 +1,188 @@
+package consume
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstore"
+)
+
+// worker projects one partition: it owns the partition's batches from the
+// moment they are handed over until their offsets are committed.
+type worker struct {
+	c         *Consumer
+	cl        *kgo.Client
+	log       *slog.Logger
+	topic     string
+	partition int32
+
+	// recs receives the records of each poll for this partition. Four
+	// polls of buffer let the poll loop run ahead of a worker busy in Redis
+	// without holding up the other partitions on every poll; beyond that,
+	// the poll loop waits, which is the backpressure towards Kafka.
+	recs chan []*kgo.Record
+	quit chan struct{} // closed by the consumer to stop the worker
+	done chan struct{} // closed by the worker when it returned
+
+	// last applied position and its commit time, for the watermark of
+	// batches in which no record decoded.
+	last       position.Position
+	lastCommit time.Time
+}
+
+func newWorker(c *Consumer, cl *kgo.Client, topic string, partition int32) *worker {
+	return &worker{
+		c: c, cl: cl, topic: topic, partition: partition,
+		log:  c.log.With("topic", topic, "partition", partition),
+		recs: make(chan []*kgo.Record, 4),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	var pending []*kgo.Record
+	for {
+		if len(pending) == 0 {
+			select {
+			case <-w.quit:
+				return
+			case recs := <-w.recs:
+				pending = recs
+			}
+		}
+		pending = w.fill(pending)
+		n := min(len(pending), w.c.cfg.BatchSize)
+		if !w.process(pending[:n]) {
+			return
+		}
+		pending = pending[n:]
+		select {
+		case <-w.quit:
+			// The batch in hand is done; the rest stays uncommitted.
+			return
+		default:
+		}
+	}
+}
+
+// fill tops pending up towards BatchSize with records already handed over
+// and, with a Linger, with records arriving within it.
+func (w *worker) fill(pending []*kgo.Record) []*kgo.Record {
+	size := w.c.cfg.BatchSize
+	var linger <-chan time.Time
+	if w.c.cfg.Linger > 0 && len(pending) < size {
+		t := time.NewTimer(w.c.cfg.Linger)
+		defer t.Stop()
+		linger = t.C
+	}
+	for len(pending) < size {
+		select {
+		case recs := <-w.recs:
+			// Clip first: the fetched slices may share a backing array.
+			pending = append(slices.Clip(pending), recs...)
+			continue
+		default:
+		}
+		if linger == nil {
+			return pending
+		}
+		select {
+		case recs := <-w.recs:
+			pending = append(slices.Clip(pending), recs...)
+		case <-linger:
+			return pending
+		case <-w.quit:
+			return pending
+		}
+	}
+	return pending
+}
+
+// process applies and commits one batch. It returns false when told to quit
+// before the batch was applied; the batch is then left uncommitted for the
+// partition's next owner.
+func (w *worker) process(recs []*kgo.Record) bool {
+	m := w.c.metrics
+	b := newBatch(recs)
+	for _, bad := range b.bad {
+		// TODO(issue 4): produce the record to a dead-letter topic with the
+		// reason in its headers; until then it is logged, counted and
+		// skipped, so one poison record cannot stop the projection.
+		m.decodeErrs.Inc()
+		w.log.Error("skipping undecodable record", "offset", bad.rec.Offset, "key", string(bad.rec.Key), "error", bad.err)
+	}
+	m.superseded.Add(float64(b.superseded))
+	if !b.last.IsZero() {
+		w.last, w.lastCommit = b.last, b.lastCommit
+	}
+	lastRec := recs[len(recs)-1]
+	mark := stockstore.Watermark{
+		Topic: w.topic, Partition: w.partition, Offset: lastRec.Offset,
+		Position: w.last, CommitTime: w.lastCommit,
+	}
+
+	applied, ok := w.apply(b.snaps, mark)
+	if !ok {
+		return false
+	}
+	now := time.Now()
+	for i, yes := range applied {
+		if !yes {
+			m.stale.Inc()
+			continue
+		}
+		m.applied.Inc()
+		if ct := b.snaps[i].CommitTime; !ct.IsZero() {
+			m.endToEnd.Observe(now.Sub(ct).Seconds())
+		}
+	}
+	m.batchSize.Observe(float64(len(recs)))
+
+	// Redis has acknowledged: only now may the offsets move. A failed
+	// commit is not retried: the next batch's commit covers this one, and
+	// if none comes the next owner replays records Redis then skips.
+	ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.CommitTimeout)
+	defer cancel()
+	if err := w.cl.CommitRecords(ctx, lastRec); err != nil {
+		m.commitErrs.Inc()
+		w.log.Warn("committing offset", "offset", lastRec.Offset, "error", err)
+	}
+	return true
+}
+
+// apply writes the batch to Redis, retrying with exponential backoff until
+// it succeeds or the worker is told to quit. It deliberately does not use
+// the program's context: a shutdown finishes the batch in hand.
+func (w *worker) apply(snaps []stockstore.Snapshot, mark stockstore.Watermark) ([]bool, bool) {
+	m := w.c.metrics
+	backoff := w.c.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.ApplyTimeout)
+		applied, err := w.c.store.Apply(ctx, snaps, mark)
+		cancel()
+		if err == nil {
+			m.applyTime.Observe(time.Since(start).Seconds())
+			return applied, true
+		}
+		m.applyErrs.Inc()
+		w.log.Warn("applying batch to redis, will retry", "attempt", attempt, "snapshots", len(snaps),
+			"offset", mark.Offset, "backoff", backoff.String(), "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-w.quit:
+			t.Stop()
+			w.log.Info("stopping with a batch not applied; it stays uncommitted", "offset", mark.Offset)
+			return nil, false
+		}
+		backoff = min(2*backoff, w.c.cfg.RetryMax)
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/internal/stockstore/storetest"
+	"github.com/stockpipe/stock/internal/testenv"
+	"github.com/stockpipe/stock/schemas"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*config) bool
+		wantErr []string
+	}{
+		{name: "defaults", check: func(c *config) bool {
+			return strings.Join(c.Brokers, ",") == "127.0.0.1:9092" && c.Topic == schemas.TopicLevels &&
+				c.Group == "stock-projector" && c.RedisPrefix == "stock:" && c.MetricsAddr == "127.0.0.1:9102"
+		}},
+		{name: "environment fallback", env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_REDIS_ADDR": "r:6379"},
+			check: func(c *config) bool {
+				return strings.Join(c.Brokers, ",") == "k1:9092,k2:9092" && c.RedisAddr == "r:6379"
+			}},
+		{name: "flag beats environment", args: []string{"--group", "g2"}, env: map[string]string{"STOCK_PROJECTOR_GROUP": "g1"},
+			check: func(c *config) bool { return c.Group == "g2" }},
+		{name: "every problem reported", args: []string{"--batch-size", "0", "--redis-prefix", "a{b", "--group", ""},
+			wantErr: []string{"batch size", "brace", "consumer group"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			if len(tt.wantErr) > 0 {
+				for _, w := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("error %v does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || !tt.check(cfg) {
+				t.Errorf("config %+v, %v", cfg, err)
+			}
+		})
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// run end to end: a record in a fresh topic reaches Redis, the metrics
+// endpoint counts it, and cancelling the context stops run cleanly.
+func TestRunProjectsAndStops(t *testing.T) {
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kcl.Close()
+	adm := kadm.NewClient(kcl)
+	topic := testenv.Name(t, "test_levels")
+	group := testenv.Name(t, "test_projector")
+	if _, err := adm.CreateTopic(context.Background(), 2, 1, nil, topic); err != nil {
+		t.Fatalf("creating topic: %v", err)
+	}
+	t.Cleanup(func() {
+		adm.DeleteTopic(context.Background(), topic)
+		adm.DeleteGroup(context.Background(), group)
+	})
+	rdb := storetest.Client(t)
+	prefix := storetest.Prefix(t, rdb)
+	st, err := stockstore.New(rdb, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var codec schemas.Codec
+	p := position.Position{LSN: 42, Index: 1}
+	v, err := codec.EncodeLevel(&schemas.StockLevel{ProductID: "SKU-1", OnHand: 5, Available: 5,
+		Status: schemas.StatusInStock, Position: schemas.PositionOf(p), CommitTime: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kcl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("SKU-1"), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--topic", topic, "--group", group, "--redis-prefix", prefix, "--metrics-addr", metricsAddr},
+			env(map[string]string{"STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","), "STOCK_REDIS_ADDR": testenv.RedisAddr()}),
+			&logs)
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got, err := st.Get(context.Background(), "SKU-1")
+		if err == nil && got.OnHand == 5 {
+			break
+		}
+		if err != nil && !errors.Is(err, stockstore.ErrNotFound) {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("snapshot never reached redis\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{"stock_projector_records_consumed_total 1", "stock_projector_snapshots_applied_total 1", "stock_projector_kafka_"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v\n%s", err, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/stockpipe/stock/internal/stockstore"
+)
+
+// config is the query API's whole configuration: flags, each with an
+// environment fallback, and defaults for the local stack.
+type config struct {
+	Addr string `name:"addr" env:"STOCK_API_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address."`
+
+	RedisAddr     string        `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address."`
+	RedisPassword string        `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
+	RedisPrefix   string        `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
+	RedisTimeout  time.Duration `name:"redis-timeout" env:"STOCK_API_REDIS_TIMEOUT" default:"500ms" help:"Bound of the Redis reads of one request; past it the API answers 503."`
+	RedisPoolSize int           `name:"redis-pool-size" env:"STOCK_API_REDIS_POOL_SIZE" default:"0" help:"Redis connections (0: 10 per CPU)."`
+
+	MaxBodyBytes    int64         `name:"max-body-bytes" env:"STOCK_API_MAX_BODY_BYTES" default:"262144" help:"Largest request body; larger get 413."`
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"STOCK_API_SHUTDOWN_TIMEOUT" default:"10s" help:"Bound of draining in-flight requests at shutdown."`
+	LogLevel        string        `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level (debug logs every request)."`
+}
+
+// Validate reports every problem at once; kong calls it after parsing.
+func (c config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("no listen address"))
+	}
+	if err := c.redis().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := stockstore.ValidatePrefix(c.RedisPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if c.RedisTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("redis timeout must be positive, got %s", c.RedisTimeout))
+	}
+	if c.RedisPoolSize < 0 {
+		errs = append(errs, fmt.Errorf("redis pool size must not be negative, got %d", c.RedisPoolSize))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max body bytes must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+func (c config) redis() stockstore.ClientConfig {
+	rc := stockstore.DefaultClientConfig()
+	rc.Addrs = []string{c.RedisAddr}
+	rc.Password = c.RedisPassword
+	rc.PoolSize = c.RedisPoolSize
+	// No connection wait, dial or read may outlast the request's own bound.
+	rc.DialTimeout, rc.ReadTimeout, rc.WriteTimeout, rc.PoolTimeout =
+		c.RedisTimeout, c.RedisTimeout, c.RedisTimeout, c.RedisTimeout
+	rc.MaxRetries = 0
+	return rc
+}
+
+// logAttrs is the effective configuration for the start log, secrets
+// redacted.
+func (c config) logAttrs() []any {
+	pw := ""
+	if c.RedisPassword != "" {
+		pw = "[redacted]"
+	}
+	return []any{
+		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix,
+		"redis_timeout", c.RedisTimeout.String(), "redis_pool_size", c.RedisPoolSize,
+		"max_body_bytes", c.MaxBodyBytes, "shutdown_timeout", c.ShutdownTimeout.String(), "log_level", c.LogLevel,
+	}
+}
+
+func (c config) slogLevel() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.LogLevel)) // enum-checked by kong
+	return l
+}
+
+// errExit carries a kong exit (after --help) out of parsing without
+// os.Exit, so that run stays callable from tests.
+type errExit struct{ code int }
+
+// parseConfig fills a config from args, then from getenv for flags not
+// given, then from defaults. It returns (nil, nil) after printing help.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (cfg *config, err error) {
+	cfg = &config{}
+	parser, err := kong.New(cfg,
+		kong.Name("query-api"),
+		kong.Description("Serves product stock from the Redis stock cache over HTTP."),
+		kong.Vars{"redis_prefix": stockstore.DefaultPrefix},
+		kong.Writers(stdout, stdout),
+		kong.Exit(func(code int) { panic(errExit{code}) }),
+		kong.Resolvers(envResolver(getenv)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("building flag parser: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(errExit)
+			if !ok {
+				panic(r)
+			}
+			cfg, err = nil, nil
+			if e.code != 0 {
+				err = fmt.Errorf("parsing flags: exit %d", e.code)
+			}
+		}
+	}()
+	if _, err := parser.Parse(args); err != nil {
+		return nil, fmt.Errorf("parsing flags: %w", err)
+	}
+	return cfg, nil
+}
+
+// envResolver makes kong read the `env` of each flag through getenv rather
+// than the process environment, so run takes its environment as an argument.
+func envResolver(getenv func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		for _, name := range flag.Tag.Envs {
+			if v := strings.TrimSpace(getenv(name)); v != "" {
+				return v, nil
+			}
+		}
+		return nil, nil
+	})
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/internal/stockstore/storetest"
+	"github.com/stockpipe/stock/internal/testenv"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*config) bool
+		wantErr []string
+	}{
+		{name: "defaults", check: func(c *config) bool {
+			return c.Addr == "127.0.0.1:8080" && c.RedisAddr == "127.0.0.1:6379" && c.RedisPrefix == "stock:" && c.MaxBodyBytes == 256<<10
+		}},
+		{name: "environment fallback", env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999", "STOCK_REDIS_ADDR": "redis:6379"},
+			check: func(c *config) bool { return c.Addr == "127.0.0.1:9999" && c.RedisAddr == "redis:6379" }},
+		{name: "flag beats environment", args: []string{"--addr", "127.0.0.1:7000"}, env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999"},
+			check: func(c *config) bool { return c.Addr == "127.0.0.1:7000" }},
+		{name: "every problem reported", args: []string{"--redis-prefix", "{x}", "--max-body-bytes", "10", "--redis-timeout", "0s"},
+			wantErr: []string{"brace", "max body bytes", "redis timeout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			if len(tt.wantErr) > 0 {
+				for _, w := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("error %v does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || !tt.check(cfg) {
+				t.Errorf("config %+v, %v", cfg, err)
+			}
+		})
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// syncBuffer is a log sink written by run and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestRunServesAndStops(t *testing.T) {
+	rdb := storetest.Client(t)
+	prefix := storetest.Prefix(t, rdb)
+	st, err := stockstore.New(rdb, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(context.Background(), []stockstore.Snapshot{{
+		ProductID: "SKU-1", Position: position.Position{LSN: 1, Index: 1}, OnHand: 7, Status: "IN_STOCK",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix},
+			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
+	}()
+
+	base := "http://" + addr
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API never answered: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := http.Get(base + "/v1/stock/SKU-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"on_hand":7`) {
+		t.Errorf("GET = %d %s", res.StatusCode, body)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not stop")
+	}
+	if !strings.Contains(logs.String(), `"msg":"starting query-api"`) {
+		t.Errorf("no JSON start log with the config:\n%s", logs.String())
+	}
+}
