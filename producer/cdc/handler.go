@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -108,6 +109,47 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 		}
 		return h.emitChange(op, c.Key, before, c.After, c.Position, txID, tx.CommitTime)
 	}
+}
+
+// Signal handles a resnapshot request: every requested product is marked
+// touched, so the commit of the signal's transaction writes its level again
+// from state. State is PostgreSQL's image at exactly this point of the
+// stream, so the levels are consistent with the changes before and after
+// them without pausing the stream or re-reading the table.
+func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) error {
+	if tx.CommitLSN <= h.skipThrough {
+		return nil
+	}
+	var req struct {
+		ProductIDs []string `json:"product_ids"`
+	}
+	if len(sig.Content) > 0 {
+		if err := json.Unmarshal(sig.Content, &req); err != nil {
+			// A malformed request must not stop the stream: say so and skip it.
+			h.p.log.Error("ignoring malformed resnapshot signal", "position", sig.Position.String(), "error", err)
+			return nil
+		}
+	}
+	h.inSrcTx = true
+	if err := h.w.Begin(); err != nil {
+		return err
+	}
+	n := 0
+	mark := func(id string) {
+		if len(h.st.ProductRows(id)) > 0 {
+			h.touch(id, sig.Position, "resnapshot")
+			n++
+		}
+	}
+	if len(req.ProductIDs) == 0 {
+		h.st.Each(mark)
+	} else {
+		for _, id := range req.ProductIDs {
+			mark(id)
+		}
+	}
+	h.p.log.Info("resnapshot requested", "position", sig.Position.String(), "requested", len(req.ProductIDs), "products", n)
+	return nil
 }
 
 func (h *handler) emitChange(op change.Op, k change.Key, before, after *change.Row, pos position.Position, txID int64, at time.Time) error {

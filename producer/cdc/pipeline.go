@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kslog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockpipe/stock/producer/change"
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/producer/state"
@@ -232,4 +234,26 @@ func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h minLevel) WithGroup(name string) slog.Handler {
 	return minLevel{h.min, h.Handler.WithGroup(name)}
+}
+
+// RequestResnapshot writes the resnapshot signal into the WAL; the producer
+// streaming that database acts on it in commit order. It returns the
+// signal's LSN.
+func RequestResnapshot(ctx context.Context, postgresURL string, productIDs []string) (string, error) {
+	conn, err := source.Connect(ctx, postgresURL)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	body, err := json.Marshal(struct {
+		ProductIDs []string `json:"product_ids,omitempty"`
+	}{productIDs})
+	if err != nil {
+		return "", err
+	}
+	var lsn string
+	if err := conn.QueryRow(ctx, `SELECT pg_logical_emit_message(true, $1, $2::text)::text`, change.SignalResnapshot, string(body)).Scan(&lsn); err != nil {
+		return "", fmt.Errorf("writing resnapshot signal: %w", err)
+	}
+	return lsn, nil
 }

@@ -284,6 +284,51 @@ func TestPipelineOddTransactions(t *testing.T) {
 		})
 	})
 
+	t.Run("resnapshot writes current state again without stopping the stream", func(t *testing.T) {
+		count := func(id string) (n int, last *schemas.StockLevel) {
+			for _, r := range h.records(h.cfg.LevelsTopic) {
+				if string(r.Key) == id && r.Value != nil {
+					l, err := schemas.DecodeLevel(r.Value)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n, last = n+1, l
+				}
+			}
+			return n, last
+		}
+		n3, before := count("P3")
+		n2, _ := count("P2")
+		// A malformed request is skipped, never fatal.
+		h.exec(`SELECT pg_logical_emit_message(true, 'stock.resnapshot', 'not json')`)
+		if _, err := RequestResnapshot(context.Background(), h.cfg.PostgresURL, []string{"P3"}); err != nil {
+			t.Fatal(err)
+		}
+		h.eventually("resnapshot of P3", func() string {
+			if n, _ := count("P3"); n != n3+1 {
+				return fmt.Sprintf("P3 has %d levels, want %d", n, n3+1)
+			}
+			return ""
+		})
+		_, after := count("P3")
+		if warehouses(after) != warehouses(before) || !after.Position.Value().After(before.Position.Value()) {
+			t.Fatalf("resnapshot level %s at %s; want %s at a newer position than %s",
+				warehouses(after), after.Position.Value(), warehouses(before), before.Position.Value())
+		}
+		if n, _ := count("P2"); n != n2 {
+			t.Fatalf("P2 was not requested but got %d new levels", n-n2)
+		}
+		if _, err := RequestResnapshot(context.Background(), h.cfg.PostgresURL, nil); err != nil {
+			t.Fatal(err)
+		}
+		h.eventually("resnapshot of all", func() string {
+			if n, _ := count("P2"); n != n2+1 {
+				return fmt.Sprintf("P2 has %d levels, want %d", n, n2+1)
+			}
+			return ""
+		})
+	})
+
 	t.Run("truncate tombstones every product", func(t *testing.T) {
 		h.exec(`TRUNCATE inventory_levels CASCADE`)
 		h.eventually("truncate", func() string {

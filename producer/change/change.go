@@ -65,3 +65,17 @@ type Tx struct {
 	EndLSN     uint64
 	CommitTime time.Time
 }
+
+// SignalResnapshot is the logical decoding message prefix that asks the
+// producer to emit the current state of some or all products again. It is
+// sent with pg_logical_emit_message(true, SignalResnapshot, content) so it
+// arrives in commit order with the changes around it; content is a JSON
+// object {"product_ids": [...]} (empty or missing: every product).
+const SignalResnapshot = "stock.resnapshot"
+
+// Signal is a control message read from the stream.
+type Signal struct {
+	Prefix   string
+	Content  []byte
+	Position position.Position
+}

@@ -25,6 +25,9 @@ type Handler interface {
 	// Commit ends tx. The handler calls Stream.Ack once everything up to
 	// tx.EndLSN is durable downstream.
 	Commit(ctx context.Context, tx change.Tx) error
+	// Signal is a transactional logical decoding message with a prefix the
+	// producer acts on (change.SignalResnapshot), inside tx.
+	Signal(ctx context.Context, tx *change.Tx, s change.Signal) error
 	// Idle is called when no message arrived within the idle interval, so a
 	// handler can flush what it batched.
 	Idle(ctx context.Context) error
@@ -48,6 +51,8 @@ type Stream struct {
 	log    *slog.Logger
 	acked  atomic.Uint64
 	recvd  atomic.Uint64
+	sent   uint64    // last LSN confirmed by a standby status
+	sentAt time.Time // when it was sent
 	decode map[uint32]*rowDecoder
 	// relations outside the publication are never sent; unknown ids are an error.
 }
@@ -99,6 +104,11 @@ func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
 		nextStatus = time.Now().Add(s.cfg.StatusInterval)
 	)
 	for {
+		// Confirm soon after a batch is acked, not only on the interval, so
+		// the slot releases WAL promptly; at most every 50 ms.
+		if acked := s.acked.Load(); acked != s.sent && time.Since(s.sentAt) >= 50*time.Millisecond {
+			nextStatus = time.Time{}
+		}
 		if time.Now().After(nextStatus) {
 			if err := s.sendStatus(ctx); err != nil {
 				return err
@@ -174,6 +184,15 @@ func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
 					tx.EndLSN = uint64(m.TransactionEndLSN)
 					inTx = false
 					if err := h.Commit(ctx, tx); err != nil {
+						return err
+					}
+				case *pglogrepl.LogicalDecodingMessage:
+					if !inTx || !m.Transactional || m.Prefix != change.SignalResnapshot {
+						continue // heartbeats and foreign messages
+					}
+					index++
+					sig := change.Signal{Prefix: m.Prefix, Content: m.Content, Position: position.Position{LSN: tx.CommitLSN, Index: index}}
+					if err := h.Signal(ctx, &tx, sig); err != nil {
 						return err
 					}
 				case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage, *pglogrepl.TruncateMessage:
@@ -271,6 +290,7 @@ func (s *Stream) sendStatus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sending standby status at LSN %s: %w", lsn, err)
 	}
+	s.sent, s.sentAt = uint64(lsn), time.Now()
 	return nil
 }
 

@@ -1,0 +1,171 @@
+// Command benchproducer measures the CDC producer alone on the local stack:
+// snapshot rows/s, streaming row changes/s (draining a backlog), and latency
+// from source commit to the record being readable in Kafka (read_committed)
+// at a fixed rate and at the highest rate the writers reach. It runs the
+// producer binary on a slot and topics of its own, so it never disturbs a
+// running `make run`, and prints a table plus a JSON file under
+// bench-results/.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	producerBin string
+	pgURL       string
+	brokers     string
+	backlogRows int
+	fixedRate   int
+	phase       time.Duration
+	writers     int
+	outDir      string
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.producerBin, "producer", ".local/bin/producer", "producer binary")
+	flag.StringVar(&c.pgURL, "pg-url", env("STOCK_PG_URL", "postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable"), "PostgreSQL URL (seeded)")
+	flag.StringVar(&c.brokers, "brokers", env("STOCK_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers")
+	flag.IntVar(&c.backlogRows, "backlog-rows", 300_000, "row changes written while the producer is stopped, then drained")
+	flag.IntVar(&c.fixedRate, "rate", 1000, "changes per second of the fixed-rate latency phase")
+	flag.DurationVar(&c.phase, "phase", 20*time.Second, "duration of each latency phase")
+	flag.IntVar(&c.writers, "writers", 8, "concurrent writer connections")
+	flag.StringVar(&c.outDir, "out", "bench-results", "folder for the JSON result")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, c); err != nil {
+		fmt.Fprintln(os.Stderr, "benchproducer:", err)
+		os.Exit(1)
+	}
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// result is what one run measured; it is printed and written as JSON.
+type result struct {
+	When             time.Time `json:"when"`
+	SnapshotRows     int64     `json:"snapshot_rows"`
+	SnapshotSeconds  float64   `json:"snapshot_seconds"`
+	SnapshotRowsPerS float64   `json:"snapshot_rows_per_second"`
+	BacklogRows      int       `json:"backlog_rows"`
+	DrainSeconds     float64   `json:"drain_seconds"`
+	StreamRowsPerS   float64   `json:"stream_rows_per_second"`
+	Fixed            latency   `json:"fixed_rate"`
+	Max              latency   `json:"max_rate"`
+	ProducerCPU      float64   `json:"producer_cpu_seconds"`
+	Changes          int64     `json:"changes_total"`
+	CPUPerMillion    float64   `json:"producer_cpu_seconds_per_million_changes"`
+}
+
+func run(ctx context.Context, c config) error {
+	b, err := newBench(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	res := result{When: time.Now().UTC()}
+
+	fmt.Println("phase 1: snapshot of the seeded table")
+	p, err := b.startProducer(ctx)
+	if err != nil {
+		return err
+	}
+	res.SnapshotRows, res.SnapshotSeconds, err = p.snapshotFigures(ctx)
+	if err != nil {
+		return err
+	}
+	res.SnapshotRowsPerS = float64(res.SnapshotRows) / res.SnapshotSeconds
+	if err := p.stop(); err != nil {
+		return err
+	}
+
+	fmt.Printf("phase 2: drain a backlog of %d row changes\n", c.backlogRows)
+	target, err := b.writeBacklog(ctx, c.backlogRows)
+	if err != nil {
+		return err
+	}
+	p, err = b.startProducer(ctx)
+	if err != nil {
+		return err
+	}
+	started, err := p.streamingStarted(ctx)
+	if err != nil {
+		return err
+	}
+	done, err := b.waitConfirmed(ctx, target)
+	if err != nil {
+		return err
+	}
+	res.BacklogRows = c.backlogRows
+	res.DrainSeconds = done.Sub(started).Seconds()
+	res.StreamRowsPerS = float64(c.backlogRows) / res.DrainSeconds
+
+	fmt.Printf("phase 3: %d changes/s for %s\n", c.fixedRate, c.phase)
+	cpu0, _ := p.cpuSeconds()
+	changes0 := b.changes.Load()
+	if res.Fixed, err = b.latencyPhase(ctx, c.fixedRate, c.phase); err != nil {
+		return err
+	}
+	fmt.Printf("phase 4: open throttle (%d writers) for %s\n", c.writers, c.phase)
+	if res.Max, err = b.latencyPhase(ctx, 0, c.phase); err != nil {
+		return err
+	}
+	cpu1, _ := p.cpuSeconds()
+	res.ProducerCPU = cpu1 - cpu0
+	res.Changes = b.changes.Load() - changes0
+	if res.Changes > 0 {
+		res.CPUPerMillion = res.ProducerCPU / float64(res.Changes) * 1e6
+	}
+	if err := p.stop(); err != nil {
+		return err
+	}
+	print(res)
+	return save(c.outDir, res)
+}
+
+func print(r result) {
+	fmt.Println()
+	fmt.Println("producer benchmark (everything on this machine)")
+	fmt.Printf("  snapshot         %9.0f rows/s   (%d rows in %.2f s)\n", r.SnapshotRowsPerS, r.SnapshotRows, r.SnapshotSeconds)
+	fmt.Printf("  streaming        %9.0f rows/s   (backlog of %d row changes drained in %.2f s)\n", r.StreamRowsPerS, r.BacklogRows, r.DrainSeconds)
+	for _, l := range []struct {
+		name string
+		l    latency
+	}{{"fixed rate", r.Fixed}, {"max rate", r.Max}} {
+		fmt.Printf("  %-16s %9.0f changes/s  commit->kafka p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms  max %6.1f ms  (n=%d)\n",
+			l.name, l.l.Rate, l.l.P50, l.l.P99, l.l.P999, l.l.Max, l.l.N)
+	}
+	fmt.Printf("  producer CPU     %9.1f s per million changes (phases 3-4)\n", r.CPUPerMillion)
+}
+
+func save(dir string, r result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	name := filepath.Join(dir, "producer-"+r.When.Format("20060102T150405Z")+".json")
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(name, b, 0o644); err != nil {
+		return errors.Join(fmt.Errorf("writing %s", name), err)
+	}
+	fmt.Println("  written to", name)
+	return nil
+}
