@@ -213,8 +213,8 @@ func (b *bench) waitConfirmed(ctx context.Context, lsn string) (time.Time, error
 
 // latency is what one phase measured.
 type latency struct {
-	Rate                      float64 `json:"changes_per_second"`
-	N                         int     `json:"samples"`
+	Rate                     float64 `json:"changes_per_second"`
+	N                        int     `json:"samples"`
 	P50, P95, P99, P999, Max float64 // milliseconds
 }
 
@@ -321,4 +321,3 @@ func (b *bench) latencyPhase(ctx context.Context, rate int, d time.Duration) (la
 	l.P50, l.P95, l.P99, l.P999, l.Max = q(0.50), q(0.95), q(0.99), q(0.999), samples[len(samples)-1]
 	return l, nil
 }
-
