@@ -32,8 +32,10 @@ var (
 	built   = map[string]error{}
 )
 
-// binary builds a program (with the race detector) once per test run and
-// returns its path.
+// binary builds a program once per test run and returns its path. The
+// programs run without the race detector: the in-process tests of each
+// package run with it, and a race-instrumented producer is several times
+// slower, which would make these timing-bound tests measure the detector.
 func binary(t *testing.T, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -47,7 +49,7 @@ func binary(t *testing.T, name string) string {
 	}
 	err, ok := built[name]
 	if !ok {
-		out, berr := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, name), "../../"+name).CombinedOutput()
+		out, berr := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "../../"+name).CombinedOutput()
 		if berr != nil {
 			err = fmt.Errorf("go build %s: %v\n%s", name, berr, out)
 		}
@@ -139,21 +141,22 @@ type pipeline struct {
 	slot string
 }
 
-// startPipeline runs producer, projector and query API on names of their own.
-func startPipeline(t *testing.T) pipeline {
+// startPipeline runs producer, projector and query API on names of their
+// own, capturing the database conn is connected to.
+func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	t.Helper()
 	name := testenv.Name(t, "e2e")
 	prefix := name + "."
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
 	api := freePort(t)
 	start(t, "producer",
-		"--postgres-url", testenv.PostgresURL(), "--slot", name, "--publication", name,
+		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
 	start(t, "projector",
 		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
 		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", freePort(t))
 	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":")
-	t.Cleanup(func() { cleanupSources(t, name, prefix) })
+	t.Cleanup(func() { cleanupTopics(t, prefix) })
 	return pipeline{api: "http://" + api, slot: name}
 }
 
@@ -214,16 +217,23 @@ func waitFor(t *testing.T, base, id string, ok func(product) bool) product {
 	return product{}
 }
 
-func db(t *testing.T) *pgx.Conn {
+// db creates a migrated database of the test's own, seeded with products x
+// warehouses of demo stock (SKU-000001.., WH-01..), and connects to it.
+func db(t *testing.T, products, warehouses int) *pgx.Conn {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testenv.PostgresURL())
+	conn, err := pgx.Connect(ctx, testenv.Database(t, "e2e"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	if err := inventorydb.Migrate(ctx, conn); err != nil {
 		t.Fatalf("migrating: %v", err)
+	}
+	if products > 0 {
+		if err := inventorydb.Seed(ctx, conn, products, warehouses); err != nil {
+			t.Fatalf("seeding: %v", err)
+		}
 	}
 	return conn
 }
@@ -250,17 +260,27 @@ func ident(t *testing.T, prefix string) string {
 }
 
 func TestWalkingSkeleton(t *testing.T) {
-	conn := db(t)
+	conn := db(t, 100, 20)
 	id := ident(t, "SKU")
 	wh1, wh2 := ident(t, "WHA"), ident(t, "WHB")
 	// Seeded before the producer starts: served through the snapshot path.
 	newProduct(t, conn, id, wh1, wh2)
 
-	p := startPipeline(t)
+	p := startPipeline(t, conn)
 
 	got := waitFor(t, p.api, id, func(p product) bool { return p.OnHand == 140 })
 	if len(got.Warehouses) != 2 || got.warehouse(wh1).OnHand != 100 || got.warehouse(wh2).OnHand != 40 {
 		t.Fatalf("snapshot answer = %+v, want %s=100 and %s=40", got, wh1, wh2)
+	}
+	seeded := waitFor(t, p.api, "SKU-000042", func(product) bool { return true })
+	var onHand, reserved int64
+	var rows int
+	if err := conn.QueryRow(context.Background(), `SELECT sum(on_hand), sum(reserved), count(*) FROM inventory_levels WHERE product_id = 'SKU-000042'`).Scan(&onHand, &reserved, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if seeded.OnHand != onHand || seeded.Reserved != reserved || len(seeded.Warehouses) != rows || rows != 20 {
+		t.Fatalf("seeded SKU-000042 = on_hand %d reserved %d in %d warehouses; postgres has %d, %d in %d",
+			seeded.OnHand, seeded.Reserved, len(seeded.Warehouses), onHand, reserved, rows)
 	}
 
 	t.Run("adjust reaches the API", func(t *testing.T) {

@@ -60,7 +60,9 @@ func TestProducerCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts the producer for a minute or more")
 	}
-	conn := db(t)
+	// 5,000 seeded products x 20 warehouses: a snapshot long enough for the
+	// first kills to land inside it.
+	conn := db(t, 5000, 20)
 	ctx := context.Background()
 	name := testenv.Name(t, "crash")
 	prefix := name + "."
@@ -70,9 +72,10 @@ func TestProducerCrashSafety(t *testing.T) {
 		products[i] = ident(t, "SKU")
 		newProduct(t, conn, products[i], wh1, wh2)
 	}
-	t.Cleanup(func() { cleanupSources(t, name, prefix) })
+	t.Cleanup(func() { cleanupTopics(t, prefix) })
+	url := conn.Config().ConnString()
 
-	pool, err := pgxpool.New(ctx, testenv.PostgresURL())
+	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +117,7 @@ func TestProducerCrashSafety(t *testing.T) {
 	}
 
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
-	args := []string{"--postgres-url", testenv.PostgresURL(), "--slot", name, "--publication", name,
+	args := []string{"--postgres-url", url, "--slot", name, "--publication", name,
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", ""}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	const kills = 20
@@ -123,7 +126,7 @@ func TestProducerCrashSafety(t *testing.T) {
 		var wait time.Duration
 		if i < 3 {
 			// Early kills land within the snapshot of the whole table.
-			wait = time.Duration(100+rng.IntN(600)) * time.Millisecond
+			wait = time.Duration(100+rng.IntN(400)) * time.Millisecond
 		} else {
 			// Later kills land anywhere in streaming, once it started.
 			p.waitLog(t, `"replication started"`, 2*time.Minute)

@@ -5,11 +5,15 @@
 package testenv
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 func getenv(key, def string) string {
@@ -42,4 +46,51 @@ func Name(t testing.TB, prefix string) string {
 		t.Fatalf("reading random bytes: %v", err)
 	}
 	return prefix + "_" + hex.EncodeToString(b[:])
+}
+
+// Database creates a PostgreSQL database of the test's own (the local
+// stack's role may create databases) and drops it, with any replication slot
+// left in it, when the test ends. Tests that stream a whole table, TRUNCATE
+// it or write heavily get their own so they neither see nor slow others.
+func Database(t testing.TB, prefix string) (url string) {
+	t.Helper()
+	ctx := context.Background()
+	name := Name(t, prefix)
+	admin, err := pgx.Connect(ctx, PostgresURL())
+	if err != nil {
+		t.Fatalf("connecting to postgres: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("creating database %s: %v", name, err)
+	}
+	cfg, err := pgx.ParseConfig(PostgresURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = strings.Replace(PostgresURL(), "/"+cfg.Database+"?", "/"+name+"?", 1)
+	if url == PostgresURL() {
+		t.Fatalf("cannot derive a database url from %s", PostgresURL())
+	}
+	t.Cleanup(func() {
+		a, err := pgx.Connect(ctx, PostgresURL())
+		if err != nil {
+			return
+		}
+		defer a.Close(ctx)
+		// A slot pins its database; wait for its walsender to go, then drop it.
+		for i := 0; i < 100; i++ {
+			_, _ = a.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name)
+			var left bool
+			_ = a.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE database = $1)`, name).Scan(&left)
+			if !left {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if _, err := a.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("dropping database %s: %v", name, err)
+		}
+	})
+	return url
 }

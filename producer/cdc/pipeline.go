@@ -57,7 +57,9 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) 
 // after an error, and it recovers from Kafka.
 func (p *Pipeline) Run(ctx context.Context) error {
 	cfg := &p.cfg
-	adm, err := kgo.NewClient(p.kopts...)
+	// Topic metadata is read right after topics are created: do not let
+	// the client serve it from a cache of the last five seconds.
+	adm, err := kgo.NewClient(append(p.kopts[:len(p.kopts):len(p.kopts)], kgo.MetadataMinAge(100*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("creating kafka admin client: %w", err)
 	}

@@ -21,48 +21,17 @@ import (
 	"github.com/stockpipe/stock/schemas"
 )
 
-// ownDatabase creates a database for one test, so it may TRUNCATE or
-// rewrite keys of inventory_levels without touching anyone else's rows.
+// ownDatabase gives a test a migrated database of its own, so it may
+// TRUNCATE or rewrite keys of inventory_levels without touching anyone else.
 func ownDatabase(t *testing.T, name string) (url string, conn *pgx.Conn) {
 	t.Helper()
 	ctx := context.Background()
-	admin, err := pgx.Connect(ctx, testenv.PostgresURL())
+	url = testenv.Database(t, name)
+	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating database: %v", err)
-	}
-	cfg, err := pgx.ParseConfig(testenv.PostgresURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	url = strings.Replace(testenv.PostgresURL(), "/"+cfg.Database+"?", "/"+name+"?", 1)
-	conn, err = pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close(ctx)
-		a, err := pgx.Connect(ctx, testenv.PostgresURL())
-		if err != nil {
-			return
-		}
-		defer a.Close(ctx)
-		// The slot pins the database; it goes first.
-		for i := 0; i < 50; i++ {
-			if _, err := a.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active`, name); err == nil {
-				var left bool
-				_ = a.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE database = $1)`, name).Scan(&left)
-				if !left {
-					break
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_, _ = a.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-	})
+	t.Cleanup(func() { conn.Close(ctx) })
 	if err := inventorydb.Migrate(ctx, conn); err != nil {
 		t.Fatalf("migrating: %v", err)
 	}
@@ -79,7 +48,7 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	name := testenv.Name(t, "cdc")
-	url, conn := ownDatabase(t, name)
+	url, conn := ownDatabase(t, "cdc")
 	cfg := Config{
 		PostgresURL: url, Slot: name, Publication: name, Brokers: testenv.KafkaBrokers(),
 		LevelsTopic: name + ".levels", ChangesTopic: name + ".changes", AlertsTopic: name + ".alerts",
@@ -109,7 +78,18 @@ func (h *harness) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
-	go func() { h.done <- p.Run(ctx) }()
+	// Like main: a failed run starts over from what Kafka holds.
+	go func() {
+		for {
+			err := p.Run(ctx)
+			if ctx.Err() != nil {
+				h.done <- err
+				return
+			}
+			h.t.Logf("pipeline run failed, restarting: %v", err)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
 }
 
 func (h *harness) stop() {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,25 +47,77 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 		return fmt.Errorf("listing topics: %w", err)
 	}
 	var problems []error
+	var existing []TopicSpec
 	for _, s := range specs {
 		d, ok := details[s.Name]
-		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-			cfg := make(map[string]*string, len(s.Configs))
-			for k, v := range s.Configs {
-				cfg[k] = kadm.StringPtr(v)
-			}
-			res, err := adm.CreateTopic(ctx, s.Partitions, s.ReplicationFactor, cfg, s.Name)
-			if err == nil {
-				err = res.Err
-			}
-			if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-				problems = append(problems, fmt.Errorf("creating topic %s: %w", s.Name, err))
-			}
+		if ok && d.Err == nil {
+			existing = append(existing, s)
 			continue
 		}
-		if d.Err != nil {
+		if ok && !errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
 			problems = append(problems, fmt.Errorf("describing topic %s: %w", s.Name, d.Err))
 			continue
+		}
+		cfg := make(map[string]*string, len(s.Configs))
+		for k, v := range s.Configs {
+			cfg[k] = kadm.StringPtr(v)
+		}
+		res, err := adm.CreateTopic(ctx, s.Partitions, s.ReplicationFactor, cfg, s.Name)
+		if err == nil {
+			err = res.Err
+		}
+		switch {
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			// Metadata had not caught up with it (or another producer won the
+			// race): it exists with settings we did not choose, so check them.
+			existing = append(existing, s)
+		case err != nil:
+			problems = append(problems, fmt.Errorf("creating topic %s: %w", s.Name, err))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.Join(problems...)
+	}
+	// Topics created just now carry our settings; describing them right
+	// away can fail while metadata propagates, so only existing ones are
+	// checked.
+	if len(existing) == 0 {
+		return nil
+	}
+	return validate(ctx, adm, existing)
+}
+
+// validate checks existing topics' layout and configs, retrying briefly
+// while the broker's metadata catches up with a topic created moments ago.
+func validate(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = validateOnce(ctx, adm, specs); err == nil || errors.Is(err, ErrTopicMismatch) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+func validateOnce(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("listing topics: %w", err)
+	}
+	var problems []error
+	for _, s := range specs {
+		d, ok := details[s.Name]
+		if !ok || d.Err != nil {
+			return fmt.Errorf("describing topic %s: not visible yet (%v)", s.Name, d.Err)
 		}
 		if got := int32(len(d.Partitions)); got != s.Partitions {
 			problems = append(problems, fmt.Errorf("%w: %s has %d partitions, want %d", ErrTopicMismatch, s.Name, got, s.Partitions))
