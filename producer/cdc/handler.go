@@ -227,8 +227,7 @@ func (h *handler) flush(ctx context.Context) error {
 		m.commitLatency.Observe(now.Sub(ct).Seconds())
 	}
 	h.batchTxs = h.batchTxs[:0]
-	m.stateRows.Set(float64(h.st.Rows()))
-	m.stateProducts.Set(float64(h.st.Products()))
+	m.setState(h.st.Rows(), h.st.Products())
 	h.skipThrough = h.last.CommitLSN
 	h.stream.Ack(h.pendingEnd)
 	return nil
@@ -317,6 +316,7 @@ func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.Crea
 		return fmt.Errorf("committing snapshot end: %w", err)
 	}
 	h.snapshotLSN = slot.ConsistentPoint
+	h.p.metrics.setState(h.st.Rows(), h.st.Products())
 	h.p.log.Info("snapshot written", "rows", rows, "products", products, "tombstones", len(gone),
 		"consistent_point", pos.String())
 	return nil

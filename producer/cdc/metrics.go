@@ -1,6 +1,8 @@
 package cdc
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -17,6 +19,16 @@ type Metrics struct {
 	snapshotRows    prometheus.Counter
 	stateRows       prometheus.Gauge
 	stateProducts   prometheus.Gauge
+	bytesPerRow     prometheus.Gauge
+	// rowsSeen mirrors stateRows for the heartbeat goroutine, which must
+	// not touch the state itself.
+	rowsSeen atomic.Int64
+}
+
+func (m *Metrics) setState(rows, products int) {
+	m.stateRows.Set(float64(rows))
+	m.stateProducts.Set(float64(products))
+	m.rowsSeen.Store(int64(rows))
 }
 
 // NewMetrics registers the pipeline's metrics on reg.
@@ -46,8 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stock_producer_state_rows", Help: "Rows held in the per-product state."}),
 		stateProducts: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stock_producer_state_products", Help: "Products held in the per-product state."}),
+		bytesPerRow: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_state_bytes_per_row", Help: "Live heap bytes divided by state rows (an upper bound: the heap also holds buffers)."}),
 	}
 	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency,
-		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts)
+		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow)
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -173,8 +174,7 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rebuilding state: %w", err)
 	}
-	p.metrics.stateRows.Set(float64(st.Rows()))
-	p.metrics.stateProducts.Set(float64(st.Products()))
+	p.metrics.setState(st.Rows(), st.Products())
 	p.log.Info("state rebuilt from kafka", "records", n, "products", st.Products(), "rows", st.Rows(), "took", time.Since(start).String())
 	return st, nil
 }
@@ -204,6 +204,11 @@ func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
 		var lag *int64
 		if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, p.cfg.Slot).Scan(&lag); err == nil && lag != nil {
 			p.metrics.slotLagBytes.Set(float64(*lag))
+		}
+		if rows := int(p.metrics.rowsSeen.Load()); rows > 0 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			p.metrics.bytesPerRow.Set(float64(ms.HeapAlloc) / float64(rows))
 		}
 		if recvd, acked := stream.Received(), stream.Acked(); recvd > acked {
 			p.metrics.confirmLagBytes.Set(float64(recvd - acked))
