@@ -27,31 +27,25 @@ import (
 // (never seen, or deleted by a tombstone).
 var ErrNotFound = errors.New("product not found")
 
-// Store reads and writes the stock cache under one key prefix. A Store from
-// New follows the active generation (generation.go); one from InGeneration
-// is pinned to one generation, which is how a rebuild writes a new one.
+// Store reads and writes the stock cache under one key prefix.
 type Store struct {
 	rdb  redis.UniversalClient
-	base string
-	// pinned is the generation of a pinned store, -1 for one that follows
-	// the active generation.
-	pinned int64
-	gen    *genCache // shared by the stores derived from one New
-	now    func() time.Time
+	keys keys
+	now  func() time.Time
 }
 
 // New returns a Store over rdb with all keys under prefix (programs default
 // to DefaultPrefix). Distinct prefixes are independent stores, which tests
-// rely on.
+// and cache rebuilds rely on.
 func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return nil, err
 	}
-	return &Store{rdb: rdb, base: prefix, pinned: -1, gen: &genCache{ttl: GenerationCacheTTL}, now: time.Now}, nil
+	return &Store{rdb: rdb, keys: keys{prefix: prefix}, now: time.Now}, nil
 }
 
-// Prefix returns the base key prefix of the store.
-func (s *Store) Prefix() string { return s.base }
+// Prefix returns the key prefix of the store.
+func (s *Store) Prefix() string { return s.keys.prefix }
 
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -131,16 +125,16 @@ func (s *Store) applyCall(sn *Snapshot) (scriptCall, error) {
 		// An empty hash tag would spread the product's keys over slots.
 		return scriptCall{}, errors.New("applying snapshot: empty product id")
 	}
-	deleted, doc, low := "0", []byte(nil), []byte(nil)
+	deleted, doc := "0", []byte(nil)
 	if sn.Deleted {
 		deleted = "1"
 	} else {
 		doc = appendDoc(make([]byte, 0, 256+128*len(sn.Warehouses)), sn)
-		low = appendLow(nil, sn)
 	}
 	return scriptCall{
 		script: applyScript,
-		args:   []any{s.base, s.writeGen(), sn.ProductID, sn.Position.Key(), deleted, doc, low},
+		keys:   []string{s.keys.product(sn.ProductID), s.keys.tombstone(sn.ProductID)},
+		args:   []any{sn.Position.Key(), deleted, doc},
 	}, nil
 }
 
@@ -160,7 +154,8 @@ func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
 	}
 	return scriptCall{
 		script: watermarkScript,
-		args:   []any{s.base, s.writeGen(), m.Topic, strconv.FormatInt(int64(m.Partition), 10), m.Offset, doc},
+		keys:   []string{s.keys.watermark(m.Topic)},
+		args:   []any{strconv.FormatInt(int64(m.Partition), 10), m.Offset, doc},
 	}, nil
 }
 
@@ -202,11 +197,7 @@ func (s *Store) run(ctx context.Context, calls []scriptCall) error {
 
 // GetJSON returns the served JSON document of a product, or ErrNotFound.
 func (s *Store) GetJSON(ctx context.Context, id string) (json.RawMessage, error) {
-	k, err := s.readKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	b, err := s.rdb.HGet(ctx, k.product(id), fieldDoc).Bytes()
+	b, err := s.rdb.HGet(ctx, s.keys.product(id), fieldDoc).Bytes()
 	switch {
 	case errors.Is(err, redis.Nil):
 		return nil, ErrNotFound
@@ -223,14 +214,10 @@ func (s *Store) GetManyJSON(ctx context.Context, ids []string) (docs []json.RawM
 	if len(ids) == 0 {
 		return nil, nil, nil
 	}
-	k, err := s.readKeys(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, k.product(id), fieldDoc)
+		cmds[i] = pipe.HGet(ctx, s.keys.product(id), fieldDoc)
 	}
 	// A missing product makes Exec return redis.Nil; each command says which.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -284,13 +271,9 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]Product, []string,
 // snapshot's, or its tombstone's after a delete; ok is false when it has
 // never seen the product.
 func (s *Store) StoredPosition(ctx context.Context, id string) (p position.Position, deleted, ok bool, err error) {
-	k, err := s.readKeys(ctx)
-	if err != nil {
-		return position.Position{}, false, false, err
-	}
 	pipe := s.rdb.Pipeline()
-	pos := pipe.HGet(ctx, k.product(id), fieldPos)
-	tomb := pipe.Get(ctx, k.tombstone(id))
+	pos := pipe.HGet(ctx, s.keys.product(id), fieldPos)
+	tomb := pipe.Get(ctx, s.keys.tombstone(id))
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return position.Position{}, false, false, fmt.Errorf("reading position of %q: %w", id, err)
 	}
@@ -310,11 +293,7 @@ func (s *Store) StoredPosition(ctx context.Context, id string) (p position.Posit
 
 // Watermarks returns the applied watermarks of a topic, by partition.
 func (s *Store) Watermarks(ctx context.Context, topic string) ([]Watermark, error) {
-	k, err := s.readKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	all, err := s.rdb.HGetAll(ctx, k.watermark(topic)).Result()
+	all, err := s.rdb.HGetAll(ctx, s.keys.watermark(topic)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading watermarks of %s: %w", topic, err)
 	}

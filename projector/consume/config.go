@@ -13,9 +13,6 @@ type Config struct {
 	Group   string
 	// ClientID names the client to the brokers (logs, quotas).
 	ClientID string
-	// DeadLetterTopic receives the records that do not decode, with the
-	// reason in headers. Created at start when missing.
-	DeadLetterTopic string
 
 	// BatchSize bounds the records applied in one Redis round trip.
 	BatchSize int
@@ -36,11 +33,7 @@ type Config struct {
 	DrainTimeout time.Duration
 }
 
-// DeadLetterSuffix makes the default dead-letter topic from the topic.
-const DeadLetterSuffix = ".dlq"
-
-// DefaultConfig returns the defaults; callers fill Brokers, Topic, Group and
-// DeadLetterTopic (by default Topic + DeadLetterSuffix).
+// DefaultConfig returns the defaults; callers fill Brokers, Topic and Group.
 func DefaultConfig() Config {
 	return Config{
 		ClientID:      "stock-projector",
@@ -66,11 +59,6 @@ func (c Config) Validate() error {
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("no topic"))
-	}
-	if c.DeadLetterTopic == "" {
-		errs = append(errs, errors.New("no dead-letter topic"))
-	} else if c.DeadLetterTopic == c.Topic {
-		errs = append(errs, errors.New("the dead-letter topic must differ from the topic"))
 	}
 	if c.Group == "" {
 		errs = append(errs, errors.New("no consumer group"))
