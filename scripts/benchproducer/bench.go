@@ -321,3 +321,32 @@ func (b *bench) latencyPhase(ctx context.Context, rate int, d time.Duration) (la
 	l.P50, l.P95, l.P99, l.P999, l.Max = q(0.50), q(0.95), q(0.99), q(0.999), samples[len(samples)-1]
 	return l, nil
 }
+
+// largeTx updates up to n rows in one transaction and returns the WAL
+// position after its commit and the rows it changed.
+func (b *bench) largeTx(ctx context.Context, n int) (string, int, error) {
+	tag, err := b.pool.Exec(ctx, `UPDATE inventory_levels SET on_hand = on_hand + 1, version = version + 1,
+		last_change_kind = 'adjust', last_change_ref = 'bench-large', updated_at = now()
+		WHERE (product_id, warehouse_id) IN (SELECT product_id, warehouse_id FROM inventory_levels LIMIT $1)`, n)
+	if err != nil {
+		return "", 0, fmt.Errorf("large transaction: %w", err)
+	}
+	var lsn string
+	err = b.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
+	return lsn, int(tag.RowsAffected()), err
+}
+
+// peakRSSMiB is the process's peak resident memory (VmHWM).
+func (p *producer) peakRSSMiB() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
+}

@@ -25,6 +25,7 @@ type config struct {
 	pgURL       string
 	brokers     string
 	backlogRows int
+	largeTxRows int
 	fixedRate   int
 	phase       time.Duration
 	writers     int
@@ -37,6 +38,7 @@ func main() {
 	flag.StringVar(&c.pgURL, "pg-url", env("STOCK_PG_URL", "postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable"), "PostgreSQL URL (seeded)")
 	flag.StringVar(&c.brokers, "brokers", env("STOCK_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers")
 	flag.IntVar(&c.backlogRows, "backlog-rows", 300_000, "row changes written while the producer is stopped, then drained")
+	flag.IntVar(&c.largeTxRows, "large-tx-rows", 200_000, "rows updated by the one large transaction of phase 3 (at most the table's rows)")
 	flag.IntVar(&c.fixedRate, "rate", 1000, "changes per second of the fixed-rate latency phase")
 	flag.DurationVar(&c.phase, "phase", 20*time.Second, "duration of each latency phase")
 	flag.IntVar(&c.writers, "writers", 8, "concurrent writer connections")
@@ -66,6 +68,9 @@ type result struct {
 	BacklogRows      int       `json:"backlog_rows"`
 	DrainSeconds     float64   `json:"drain_seconds"`
 	StreamRowsPerS   float64   `json:"stream_rows_per_second"`
+	LargeTxRows      int       `json:"large_tx_rows"`
+	LargeTxSeconds   float64   `json:"large_tx_seconds"`
+	PeakRSSMiB       float64   `json:"producer_peak_rss_mib"`
 	Fixed            latency   `json:"fixed_rate"`
 	Max              latency   `json:"max_rate"`
 	ProducerCPU      float64   `json:"producer_cpu_seconds"`
@@ -116,13 +121,27 @@ func run(ctx context.Context, c config) error {
 	res.DrainSeconds = done.Sub(started).Seconds()
 	res.StreamRowsPerS = float64(c.backlogRows) / res.DrainSeconds
 
-	fmt.Printf("phase 3: %d changes/s for %s\n", c.fixedRate, c.phase)
+	fmt.Printf("phase 3: one transaction updating %d rows\n", c.largeTxRows)
+	t0 := time.Now()
+	target, n, err := b.largeTx(ctx, c.largeTxRows)
+	if err != nil {
+		return err
+	}
+	committed := time.Now()
+	if _, err := b.waitConfirmed(ctx, target); err != nil {
+		return err
+	}
+	res.LargeTxRows, res.LargeTxSeconds = n, time.Since(committed).Seconds()
+	res.PeakRSSMiB, _ = p.peakRSSMiB()
+	fmt.Printf("  (the transaction itself took %.1f s in PostgreSQL)\n", committed.Sub(t0).Seconds())
+
+	fmt.Printf("phase 4: %d changes/s for %s\n", c.fixedRate, c.phase)
 	cpu0, _ := p.cpuSeconds()
 	changes0 := b.changes.Load()
 	if res.Fixed, err = b.latencyPhase(ctx, c.fixedRate, c.phase); err != nil {
 		return err
 	}
-	fmt.Printf("phase 4: open throttle (%d writers) for %s\n", c.writers, c.phase)
+	fmt.Printf("phase 5: open throttle (%d writers) for %s\n", c.writers, c.phase)
 	if res.Max, err = b.latencyPhase(ctx, 0, c.phase); err != nil {
 		return err
 	}
@@ -144,6 +163,8 @@ func print(r result) {
 	fmt.Println("producer benchmark (everything on this machine)")
 	fmt.Printf("  snapshot         %9.0f rows/s   (%d rows in %.2f s)\n", r.SnapshotRowsPerS, r.SnapshotRows, r.SnapshotSeconds)
 	fmt.Printf("  streaming        %9.0f rows/s   (backlog of %d row changes drained in %.2f s)\n", r.StreamRowsPerS, r.BacklogRows, r.DrainSeconds)
+	fmt.Printf("  one large tx     %9.0f rows/s   (%d rows drained %.2f s after commit; producer peak RSS %.0f MiB)\n",
+		float64(r.LargeTxRows)/r.LargeTxSeconds, r.LargeTxRows, r.LargeTxSeconds, r.PeakRSSMiB)
 	for _, l := range []struct {
 		name string
 		l    latency
@@ -151,7 +172,7 @@ func print(r result) {
 		fmt.Printf("  %-16s %9.0f changes/s  commit->kafka p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms  max %6.1f ms  (n=%d)\n",
 			l.name, l.l.Rate, l.l.P50, l.l.P99, l.l.P999, l.l.Max, l.l.N)
 	}
-	fmt.Printf("  producer CPU     %9.1f s per million changes (phases 3-4)\n", r.CPUPerMillion)
+	fmt.Printf("  producer CPU     %9.1f s per million changes (phases 4-5)\n", r.CPUPerMillion)
 }
 
 func save(dir string, r result) error {
