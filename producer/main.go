@@ -39,6 +39,7 @@ type cli struct {
 	MinInsync         int           `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"1" help:"min.insync.replicas of new topics."`
 	BatchMaxRecords   int           `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"20000" help:"Records per Kafka transaction before it is committed."`
 	BatchLinger       time.Duration `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"5ms" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
+	SchemaRegistryURL string        `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
 	MetricsAddr       string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
 	LogLevel          slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 
@@ -89,6 +90,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		MinInsyncReplicas: c.MinInsync,
 		BatchMaxRecords:   c.BatchMaxRecords,
 		BatchLinger:       c.BatchLinger,
+		SchemaRegistryURL: c.SchemaRegistryURL,
 	}
 	if c.TopicPrefix != "" {
 		cfg.LevelsTopic = c.TopicPrefix + "stock.levels.v1"

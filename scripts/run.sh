@@ -76,6 +76,9 @@ cat <<INFO
 INFO
 curl -s "http://$API_ADDR/v1/stock/SKU-000042"; echo
 
-# Wait until Ctrl-C or until a process dies.
+# Wait until Ctrl-C (the EXIT trap then stops everything) or until a
+# process dies on its own.
+interrupted=false
+trap 'interrupted=true' INT TERM
 wait -n "${pids[@]}" || true
-echo "a process exited; see $LOGS/*.log" >&2
+if [[ $interrupted == false ]]; then echo "a process exited; see $LOGS/*.log" >&2; fi

@@ -41,6 +41,9 @@ type Config struct {
 	StatusInterval    time.Duration
 	HeartbeatInterval time.Duration
 	ShutdownTimeout   time.Duration
+	// SchemaRegistryURL, when set, registers the value schemas under
+	// <topic>-value (BACKWARD) and frames values with the registry's ids.
+	SchemaRegistryURL string
 	// Source is the CloudEvents ce_source of every record.
 	Source string
 }

@@ -70,6 +70,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ensuring topics: %w", err)
 	}
+	if cfg.SchemaRegistryURL != "" {
+		reg, err := schemas.NewRegistryClient(cfg.SchemaRegistryURL)
+		if err != nil {
+			return err
+		}
+		err = schemas.Register(ctx, reg, p.build.codec, map[string]string{
+			schemas.TopicLevels: cfg.LevelsTopic, schemas.TopicChanges: cfg.ChangesTopic, schemas.TopicAlerts: cfg.AlertsTopic,
+		})
+		if err != nil {
+			return fmt.Errorf("registering schemas: %w", err)
+		}
+	}
 
 	w, err := sink.NewWriter(ctx, append(p.kopts[:len(p.kopts):len(p.kopts)], p.hooks...), cfg.TransactionalID, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
