@@ -6,6 +6,12 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
+# Tests find the services through these; they follow the stack's ports.
+export STOCK_PG_URL="${STOCK_PG_URL:-postgres://stock:stock@127.0.0.1:${PG_PORT:-5432}/stock?sslmode=disable}"
+export STOCK_KAFKA_BROKERS="${STOCK_KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+export STOCK_REDIS_ADDR="${STOCK_REDIS_ADDR:-127.0.0.1:${REDIS_PORT:-6379}}"
+export STOCK_SCHEMA_REGISTRY_URL="${STOCK_SCHEMA_REGISTRY_URL:-http://127.0.0.1:${REGISTRY_PORT:-8081}/apis/ccompat/v7}"
+
 bash scripts/stack.sh up
 bash scripts/tools.sh          # kcat and python3-avro: the independent client of the topics
 bash scripts/registry.sh up    # a Confluent-compatible schema registry (Apicurio)
