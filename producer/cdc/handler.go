@@ -25,6 +25,9 @@ type dirtyProduct struct {
 	kind   string
 }
 
+// commitTimeout bounds one Kafka transaction commit (flush included).
+const commitTimeout = 30 * time.Second
+
 // handler turns the stream into Kafka transactions. It runs on the
 // stream's goroutine only.
 type handler struct {
@@ -214,7 +217,12 @@ func (h *handler) flush(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	err := h.w.Commit(ctx, sink.Checkpoint{CommitLSN: h.last.CommitLSN, EndLSN: h.last.EndLSN, SnapshotDone: true, SnapshotLSN: h.snapshotLSN})
+	// A commit under way finishes even when shutdown is signalled: the
+	// stream stops at its next message and shutdown confirms what
+	// committed. A timeout, not the signal, bounds it.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	err := h.w.Commit(cctx, sink.Checkpoint{CommitLSN: h.last.CommitLSN, EndLSN: h.last.EndLSN, SnapshotDone: true, SnapshotLSN: h.snapshotLSN})
 	if err != nil {
 		return err
 	}

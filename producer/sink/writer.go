@@ -121,15 +121,24 @@ func (w *Writer) commit(ctx context.Context) error {
 	}
 	w.inTx = false
 	if err := w.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		_ = w.cl.EndTransaction(context.WithoutCancel(ctx), kgo.TryAbort)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_ = w.cl.EndTransaction(actx, kgo.TryAbort)
 		return fmt.Errorf("committing kafka transaction: %w", err)
 	}
 	return nil
 }
 
+// abortTimeout bounds an abort: aborting runs after a failure or during
+// shutdown, when the caller's context may be gone, and must never hang the
+// process (a killed transaction is aborted by the broker or fenced by the
+// next instance anyway).
+const abortTimeout = 10 * time.Second
+
 func (w *Writer) abort(ctx context.Context) {
 	w.inTx = false
-	actx := context.WithoutCancel(ctx)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
 	_ = w.cl.AbortBufferedRecords(actx)
 	_ = w.cl.EndTransaction(actx, kgo.TryAbort)
 }
