@@ -26,3 +26,37 @@ stack-down:
 
 stack-status:
 	@bash scripts/stack.sh status
+
+# Projector benchmark against the local stack (real Kafka and Redis):
+# snapshots applied/s with p50/p99 batch latency, and full rebuild time.
+# BENCH_ARGS=--large adds the 100,000 x 100 rebuild.
+.PHONY: bench-projector
+bench-projector:
+	$(GO) run ./projector/bench $(BENCH_ARGS)
+
+# Load the query API on this machine (10,000 products x 20 warehouses in the
+# local Redis under a unique prefix, ~10 s per case) beside the same reads
+# straight against Redis. Figures: docs/api.md.
+.PHONY: bench-api
+bench-api:
+	$(GO) run ./query-api/bench $(BENCH_API_ARGS)
+
+# End-to-end benchmark (issue 6, docs/benchmarks.md): fixed-rate, find-the-max,
+# catch-up and rebuild phases; one table plus a JSON file under bench-results/.
+# BENCH_ARGS passes flags (go run ./scripts/bench pipeline --help).
+.PHONY: bench bench-debezium
+bench:
+	@bash scripts/bench.sh pipeline $(BENCH_ARGS)
+
+# Our producer and Debezium's PostgreSQL connector (Kafka Connect standalone,
+# jars from scripts/debezium/pom.xml) side by side on the same workload.
+bench-debezium:
+	@bash scripts/bench.sh debezium $(BENCH_ARGS)
+
+# Producer alone: snapshot rows/s, streaming rows/s, one large transaction,
+# commit-to-Kafka latency at 1,000/s and at the writers' maximum.
+.PHONY: bench-producer
+bench-producer: build
+	@bash scripts/stack.sh up
+	@$(BIN)/warehouse seed --products 10000 --warehouses 20
+	$(GO) run ./scripts/benchproducer --producer $(BIN)/producer $(BENCH_ARGS)

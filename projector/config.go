@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +32,73 @@ type config struct {
 	ApplyTimeout time.Duration `name:"apply-timeout" env:"STOCK_PROJECTOR_APPLY_TIMEOUT" default:"5s" help:"Bound of one Redis round trip."`
 	DrainTimeout time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"15s" help:"Bound of finishing the batches in hand at shutdown."`
 
-	MetricsAddr string `name:"metrics-addr" env:"STOCK_PROJECTOR_METRICS_ADDR" default:"127.0.0.1:9102" help:"Address of the /metrics endpoint."`
+	DeadLetterTopic string        `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of undecodable records (default: the topic followed by .dlq)."`
+	ChangesRetain   int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
+	TrimInterval    time.Duration `name:"trim-interval" env:"STOCK_PROJECTOR_TRIM_INTERVAL" default:"10s" help:"How often the change index is trimmed."`
+
+	MetricsAddr string `name:"metrics-addr" env:"STOCK_PROJECTOR_METRICS_ADDR" default:"127.0.0.1:9102" help:"Address of the /metrics endpoint (empty: none)."`
 	LogLevel    string `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+
+	Run     struct{}     `cmd:"" default:"1" help:"Project the topic into Redis (the default command)."`
+	Rebuild rebuildFlags `cmd:"" help:"Replay the topic into a new generation of the cache, switch readers to it, delete the old one."`
+
+	command string // the command kong selected
+}
+
+// rebuildFlags are the flags of "projector rebuild".
+type rebuildFlags struct {
+	FromOffsets string        `name:"from-offsets" help:"Start partitions at offsets, as partition:offset,... (others from their start). The new generation holds only what is replayed."`
+	FromTime    string        `name:"from-time" help:"Start every partition at the first record at or after this RFC 3339 time."`
+	Workers     int           `name:"workers" default:"4" help:"Redis round trips in flight during the replay."`
+	RetireDelay time.Duration `name:"retire-delay" default:"3s" help:"How long the old generation stays readable after the switch."`
+}
+
+// offsets parses --from-offsets.
+func (r rebuildFlags) offsets() (map[int32]int64, error) {
+	if r.FromOffsets == "" {
+		return nil, nil
+	}
+	out := map[int32]int64{}
+	for _, part := range strings.Split(r.FromOffsets, ",") {
+		ps, os, ok := strings.Cut(strings.TrimSpace(part), ":")
+		p, err1 := strconv.ParseInt(ps, 10, 32)
+		o, err2 := strconv.ParseInt(os, 10, 64)
+		if !ok || err1 != nil || err2 != nil || p < 0 || o < 0 {
+			return nil, fmt.Errorf("--from-offsets: %q is not partition:offset", part)
+		}
+		out[int32(p)] = o
+	}
+	return out, nil
+}
+
+func (r rebuildFlags) time() (time.Time, error) {
+	if r.FromTime == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, r.FromTime)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--from-time: %w", err)
+	}
+	return t, nil
+}
+
+// rebuild is the rebuild configuration.
+func (c config) rebuild() (consume.RebuildConfig, error) {
+	rc := consume.DefaultRebuildConfig()
+	rc.Brokers = c.Brokers
+	rc.Topic = c.Topic
+	rc.BatchSize = c.BatchSize
+	rc.Workers = c.Rebuild.Workers
+	rc.RetireDelay = c.Rebuild.RetireDelay
+	var errs []error
+	var err error
+	if rc.FromOffsets, err = c.Rebuild.offsets(); err != nil {
+		errs = append(errs, err)
+	}
+	if rc.FromTime, err = c.Rebuild.time(); err != nil {
+		errs = append(errs, err)
+	}
+	return rc, errors.Join(errs...)
 }
 
 // Validate reports every problem at once; kong calls it after parsing.
@@ -47,8 +113,13 @@ func (c config) Validate() error {
 	if err := stockstore.ValidatePrefix(c.RedisPrefix); err != nil {
 		errs = append(errs, err)
 	}
-	if c.MetricsAddr == "" {
-		errs = append(errs, errors.New("no metrics address"))
+	if c.ChangesRetain < 1 || c.TrimInterval <= 0 {
+		errs = append(errs, errors.New("changes retain and trim interval must be positive"))
+	}
+	if rc, err := c.rebuild(); err != nil {
+		errs = append(errs, err)
+	} else if err := rc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rebuild: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -58,11 +129,19 @@ func (c config) consume() consume.Config {
 	cc.Brokers = c.Brokers
 	cc.Topic = c.Topic
 	cc.Group = c.Group
+	cc.DeadLetterTopic = c.deadLetterTopic()
 	cc.BatchSize = c.BatchSize
 	cc.Linger = c.Linger
 	cc.ApplyTimeout = c.ApplyTimeout
 	cc.DrainTimeout = c.DrainTimeout
 	return cc
+}
+
+func (c config) deadLetterTopic() string {
+	if c.DeadLetterTopic != "" {
+		return c.DeadLetterTopic
+	}
+	return c.Topic + consume.DeadLetterSuffix
 }
 
 func (c config) redis() stockstore.ClientConfig {
@@ -88,6 +167,8 @@ func (c config) logAttrs() []any {
 		"redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix,
 		"batch_size", c.BatchSize, "linger", c.Linger.String(), "apply_timeout", c.ApplyTimeout.String(),
 		"drain_timeout", c.DrainTimeout.String(), "metrics_addr", c.MetricsAddr, "log_level", c.LogLevel,
+		"dead_letter_topic", c.deadLetterTopic(), "changes_retain", c.ChangesRetain, "trim_interval", c.TrimInterval.String(),
+		"command", c.command,
 	}
 }
 
@@ -128,9 +209,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 			}
 		}
 	}()
-	if _, err := parser.Parse(args); err != nil {
+	kctx, err := parser.Parse(args)
+	if err != nil {
 		return nil, fmt.Errorf("parsing flags: %w", err)
 	}
+	cfg.command = kctx.Command()
 	return cfg, nil
 }
 

@@ -2,19 +2,48 @@ package stockstore
 
 import "github.com/redis/go-redis/v9"
 
+// The scripts build key names themselves (luaPrefix below) rather than take
+// them as KEYS, because the generation they write to is resolved inside the
+// script: a write can then never land in a generation that a rebuild has
+// just retired. Redis allows this on a single node, which is the supported
+// deployment; docs/redis-layout.md ("Redis Cluster") says what a Cluster
+// needs instead. The names must match keys.go.
+
+// luaPrefix resolves the generation prefix: ARGV base and gen, gen ” meaning
+// the active generation (absent pointer: generation 0, the base itself).
+const luaPrefix = `
+local function gprefix(base, gen)
+  if gen == '' then gen = redis.call('GET', base .. 'generation') or '0' end
+  if gen == '0' then return base, gen end
+  return base .. 'g' .. gen .. ':', gen
+end
+`
+
 // applyScript writes one product snapshot if, and only if, its position is
 // newer than everything the store has seen for that product: the stored
 // snapshot's position or, after a delete, the tombstone's. Positions arrive
 // as position.Key strings (24 hex digits); they are compared as three 32-bit
 // numbers because Lua compares strings with strcoll, which follows the
-// server's locale. A snapshot replaces the product hash and clears
-// any tombstone; a tombstone deletes the product hash and leaves a small
-// marker so that an older snapshot replayed later cannot resurrect it.
+// server's locale. A snapshot replaces the product hash and clears any
+// tombstone; a tombstone deletes the product hash and leaves a small marker
+// so that an older snapshot replayed later cannot resurrect it.
 //
-// KEYS[1] product hash, KEYS[2] tombstone marker (same hash tag: same slot).
-// ARGV[1] position key, ARGV[2] "1" for a tombstone else "0", ARGV[3] doc.
-// Returns 1 when applied, 0 when stale (older or equal position).
-var applyScript = redis.NewScript(`
+// In the same atomic step it keeps the derived indexes: the per-warehouse
+// low-stock sets (the hash's "low" field remembers which sets hold the
+// product, so the next write can take it out of them) and the change index
+// (the product scored by a per-generation apply sequence, so a product
+// appears once, at its latest change).
+//
+// One call applies several products (a pipelined batch is cut into calls of
+// applyChunk products): per-call overhead (argument parsing, script lookup)
+// was most of the cost of a small product. Each product is still checked on
+// its own; the call as a whole is atomic too.
+//
+// ARGV[1] base prefix, ARGV[2] generation (” = active), then per product
+// five values: product id, position key, "1" for a tombstone else "0", doc,
+// the low-stock warehouse ids joined by "\n" (” for none).
+// Returns per product 1 when applied, 0 when stale (older or equal position).
+var applyScript = redis.NewScript(luaPrefix + `
 local function newer(a, b)
   for i = 1, 17, 8 do
     local x = tonumber(string.sub(a, i, i + 7), 16)
@@ -23,42 +52,143 @@ local function newer(a, b)
   end
   return false
 end
-local cur = redis.call('HGET', KEYS[1], 'pos')
-local tomb = false
-if not cur then
-  cur = redis.call('GET', KEYS[2])
-  tomb = cur
+local p = gprefix(ARGV[1], ARGV[2])
+local function apply(id, newpos, del, doc, low)
+  local pk = p .. 'product:{' .. id .. '}'
+  local tk = p .. 'tombstone:{' .. id .. '}'
+  local cur = redis.call('HMGET', pk, 'pos', 'low')
+  local pos, oldlow, tomb = cur[1], cur[2], false
+  if not pos then
+    pos = redis.call('GET', tk)
+    tomb = pos
+  end
+  if pos and not newer(newpos, pos) then
+    return 0
+  end
+  if oldlow then
+    for wh in string.gmatch(oldlow, '[^\n]+') do
+      redis.call('ZREM', p .. 'lowstock:{' .. wh .. '}', id)
+    end
+  end
+  if del == '1' then
+    redis.call('DEL', pk)
+    redis.call('SET', tk, newpos)
+  else
+    if low ~= '' then
+      redis.call('HSET', pk, 'pos', newpos, 'doc', doc, 'low', low)
+      for wh in string.gmatch(low, '[^\n]+') do
+        redis.call('ZADD', p .. 'lowstock:{' .. wh .. '}', 0, id)
+      end
+    else
+      redis.call('HSET', pk, 'pos', newpos, 'doc', doc)
+      if oldlow then redis.call('HDEL', pk, 'low') end
+    end
+    -- A product hash and its tombstone never coexist: only a tombstone
+    -- found above needs deleting.
+    if tomb then redis.call('DEL', tk) end
+  end
+  local seq = redis.call('INCR', p .. 'changes:seq')
+  redis.call('ZADD', p .. 'changes', seq, id)
+  return 1
 end
-if cur and not newer(ARGV[1], cur) then
-  return 0
+local out = {}
+for i = 3, #ARGV, 5 do
+  out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
-if ARGV[2] == '1' then
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], ARGV[1])
-else
-  redis.call('HSET', KEYS[1], 'pos', ARGV[1], 'doc', ARGV[3])
-  -- A product hash and its tombstone never coexist: only a tombstone
-  -- found above needs deleting.
-  if tomb then redis.call('DEL', KEYS[2]) end
-end
-return 1
+return out
 `)
 
 // watermarkScript moves a partition's watermark forward only: a stale worker
 // (one whose partition was just revoked) cannot rewind it.
 //
-// KEYS[1] watermark hash of the topic. ARGV[1] partition, ARGV[2] offset,
-// ARGV[3] the JSON watermarkDoc. Returns 1 when written, 0 when not newer.
-var watermarkScript = redis.NewScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
+// ARGV[1] base, ARGV[2] generation, ARGV[3] topic, ARGV[4] partition,
+// ARGV[5] offset, ARGV[6] the JSON watermarkDoc. Returns 1 when written, 0
+// when not newer.
+var watermarkScript = redis.NewScript(luaPrefix + `
+local p = gprefix(ARGV[1], ARGV[2])
+local k = p .. 'watermark:{' .. ARGV[3] .. '}'
+local cur = redis.call('HGET', k, ARGV[4])
 if cur then
   local ok, v = pcall(cjson.decode, cur)
-  if ok and type(v) == 'table' and tonumber(v.offset) and tonumber(v.offset) >= tonumber(ARGV[2]) then
+  if ok and type(v) == 'table' and tonumber(v.offset) and tonumber(v.offset) >= tonumber(ARGV[5]) then
     return 0
   end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', k, ARGV[4], ARGV[6])
 return 1
 `)
 
-var allScripts = []*redis.Script{applyScript, watermarkScript}
+// trimScript keeps the newest ARGV[3] entries of the change index and
+// records the highest trimmed sequence as the floor under which cursors have
+// expired. ARGV[1] base, ARGV[2] generation. Returns the entries removed.
+var trimScript = redis.NewScript(luaPrefix + `
+local p = gprefix(ARGV[1], ARGV[2])
+local k = p .. 'changes'
+local drop = redis.call('ZCARD', k) - tonumber(ARGV[3])
+if drop <= 0 then return 0 end
+local last = redis.call('ZRANGE', k, drop - 1, drop - 1, 'WITHSCORES')
+redis.call('SET', k .. ':floor', last[2])
+redis.call('ZREMRANGEBYRANK', k, 0, drop - 1)
+return drop
+`)
+
+// changesScript reads the change index of the active generation after a
+// cursor, with each product's stored position and whether it is deleted, in
+// one atomic read.
+//
+// ARGV[1] base, ARGV[2] the cursor's generation (” = no cursor), ARGV[3]
+// the cursor's sequence, ARGV[4] limit. Returns {gen, "ok"|"expired",
+// head sequence, then id, seq, position key, deleted ("1"/"0") per change}.
+var changesScript = redis.NewScript(luaPrefix + `
+local p, gen = gprefix(ARGV[1], '')
+local k = p .. 'changes'
+local head = redis.call('GET', k .. ':seq') or '0'
+local from = '-inf'
+if ARGV[2] ~= '' then
+  if ARGV[2] ~= gen then return {gen, 'expired', head} end
+  local floor = tonumber(redis.call('GET', k .. ':floor') or '0')
+  if tonumber(ARGV[3]) < floor then return {gen, 'expired', head} end
+  from = '(' .. ARGV[3]
+end
+local out = {gen, 'ok', head}
+local limit = tonumber(ARGV[4])
+if limit <= 0 then return out end
+local ids = redis.call('ZRANGEBYSCORE', k, from, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
+for i = 1, #ids, 2 do
+  local id = ids[i]
+  local pos = redis.call('HGET', p .. 'product:{' .. id .. '}', 'pos')
+  local del = '0'
+  if not pos then
+    pos = redis.call('GET', p .. 'tombstone:{' .. id .. '}') or ''
+    del = '1'
+  end
+  out[#out + 1] = id
+  out[#out + 1] = ids[i + 1]
+  out[#out + 1] = pos
+  out[#out + 1] = del
+end
+return out
+`)
+
+// initGenerationScript makes sure a generation is active: it returns the
+// active one, or, when none is (a new or flushed Redis), activates a new
+// one. Returns {generation, 1 if it was created else 0}. ARGV[1] base.
+var initGenerationScript = redis.NewScript(`
+local g = redis.call('GET', ARGV[1] .. 'generation')
+if g then return {g, 0} end
+g = redis.call('INCR', ARGV[1] .. 'generation:last')
+redis.call('SET', ARGV[1] .. 'generation', g)
+return {tostring(g), 1}
+`)
+
+// activateScript switches the active generation to ARGV[2] and returns the
+// one it replaced ('0' when none was set). ARGV[1] base.
+var activateScript = redis.NewScript(`
+local old = redis.call('GET', ARGV[1] .. 'generation') or '0'
+redis.call('SET', ARGV[1] .. 'generation', ARGV[2])
+return old
+`)
+
+var allScripts = []*redis.Script{
+	applyScript, watermarkScript, trimScript, changesScript, initGenerationScript, activateScript,
+}

@@ -13,6 +13,9 @@ type Config struct {
 	Group   string
 	// ClientID names the client to the brokers (logs, quotas).
 	ClientID string
+	// DeadLetterTopic receives the records that do not decode, with the
+	// reason in headers. Created at start when missing.
+	DeadLetterTopic string
 
 	// BatchSize bounds the records applied in one Redis round trip.
 	BatchSize int
@@ -33,7 +36,11 @@ type Config struct {
 	DrainTimeout time.Duration
 }
 
-// DefaultConfig returns the defaults; callers fill Brokers, Topic and Group.
+// DeadLetterSuffix makes the default dead-letter topic from the topic.
+const DeadLetterSuffix = ".dlq"
+
+// DefaultConfig returns the defaults; callers fill Brokers, Topic, Group and
+// DeadLetterTopic (by default Topic + DeadLetterSuffix).
 func DefaultConfig() Config {
 	return Config{
 		ClientID:      "stock-projector",
@@ -59,6 +66,11 @@ func (c Config) Validate() error {
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("no topic"))
+	}
+	if c.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("no dead-letter topic"))
+	} else if c.DeadLetterTopic == c.Topic {
+		errs = append(errs, errors.New("the dead-letter topic must differ from the topic"))
 	}
 	if c.Group == "" {
 		errs = append(errs, errors.New("no consumer group"))

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -97,6 +99,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating kafka client: %w", err)
 	}
+	if err := ensureTopic(ctx, cl, c.cfg.DeadLetterTopic); err != nil {
+		cl.Close()
+		return err
+	}
 	defer func() {
 		c.stopAll()
 		cl.AllowRebalance()
@@ -143,6 +149,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 		})
 		cl.AllowRebalance()
 	}
+}
+
+// ensureTopic creates topic with the broker's default partitions and
+// replication when it does not exist.
+func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("creating dead-letter topic %s: %w", topic, err)
+	}
+	return nil
 }
 
 func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {

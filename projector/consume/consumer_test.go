@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,6 +123,10 @@ func startConsumer(t *testing.T, topic, group string, store Store) (c *Consumer,
 	cfg.Brokers = testenv.KafkaBrokers()
 	cfg.Topic = topic
 	cfg.Group = group
+	cfg.DeadLetterTopic = topic + DeadLetterSuffix
+	t.Cleanup(func() { // created by the consumer; gone already when another stop deleted it
+		_, _ = kadm.NewClient(mustClient(t)).DeleteTopic(context.Background(), cfg.DeadLetterTopic)
+	})
 	cfg.BatchSize = 50
 	cfg.RetryMin = 20 * time.Millisecond
 	cfg.RetryMax = 200 * time.Millisecond
@@ -309,6 +314,62 @@ func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
 	if n := counterValue(t, c.metrics.decodeErrs); n != 2 {
 		t.Errorf("decode errors = %v, want 2", n)
 	}
+	if n := counterValue(t, c.metrics.deadLetters); n != 2 {
+		t.Errorf("dead letters = %v, want 2", n)
+	}
+	// The dead letters hold the records as they were, and why and where
+	// they came from.
+	dl := consumeAll(t, topic+DeadLetterSuffix, 2)
+	for i, want := range []struct {
+		key    string
+		offset int64
+		reason string
+	}{{"X", produced[1].Offset, "bad record"}, {"Y", produced[2].Offset, "tombstone"}} {
+		r := dl[i]
+		h := map[string]string{}
+		for _, kv := range r.Headers {
+			h[kv.Key] = string(kv.Value)
+		}
+		if string(r.Key) != want.key || h[HeaderDLQTopic] != topic || h[HeaderDLQPartition] != "0" ||
+			h[HeaderDLQOffset] != fmt.Sprint(want.offset) || !strings.Contains(h[HeaderDLQReason], want.reason) {
+			t.Errorf("dead letter %d = key %q headers %v; want key %q from %s/0@%d, reason with %q",
+				i, r.Key, h, want.key, topic, want.offset, want.reason)
+		}
+	}
+	if string(dl[0].Value) != "not avro" {
+		t.Errorf("dead letter value = %q, want the original", dl[0].Value)
+	}
+}
+
+func mustClient(t *testing.T) *kgo.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// consumeAll reads n records of topic from its start.
+func consumeAll(t *testing.T, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: got %d records, want %d", topic, len(out), n)
+		}
+		out = append(out, fs.Records()...)
+	}
+	return out
 }
 
 // Snapshots replayed out of order across restarts never move a product

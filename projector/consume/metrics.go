@@ -13,6 +13,8 @@ type metrics struct {
 	stale       prometheus.Counter
 	superseded  prometheus.Counter
 	decodeErrs  prometheus.Counter
+	deadLetters prometheus.Counter
+	dlqErrs     prometheus.Counter
 	applyErrs   prometheus.Counter
 	commitErrs  prometheus.Counter
 	batchSize   prometheus.Histogram
@@ -27,13 +29,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
 	}
 	m := &metrics{
-		consumed:   counter("records_consumed_total", "Records read from the levels topic."),
-		applied:    counter("snapshots_applied_total", "Product snapshots and tombstones written to Redis."),
-		stale:      counter("snapshots_stale_total", "Snapshots skipped because Redis already held the same or a newer position."),
-		superseded: counter("records_superseded_total", "Records dropped because a newer record of the same product was in the same batch."),
-		decodeErrs: counter("decode_errors_total", "Records that could not be decoded and were skipped."),
-		applyErrs:  counter("apply_errors_total", "Failed Redis round trips (each retried)."),
-		commitErrs: counter("commit_errors_total", "Failed offset commits."),
+		consumed:    counter("records_consumed_total", "Records read from the levels topic."),
+		applied:     counter("snapshots_applied_total", "Product snapshots and tombstones written to Redis."),
+		stale:       counter("snapshots_stale_total", "Snapshots skipped because Redis already held the same or a newer position."),
+		superseded:  counter("records_superseded_total", "Records dropped because a newer record of the same product was in the same batch."),
+		decodeErrs:  counter("decode_errors_total", "Records that could not be decoded and were skipped."),
+		deadLetters: counter("dead_lettered_total", "Undecodable records written to the dead-letter topic."),
+		dlqErrs:     counter("dead_letter_errors_total", "Failed writes to the dead-letter topic (each retried)."),
+		applyErrs:   counter("apply_errors_total", "Failed Redis round trips (each retried)."),
+		commitErrs:  counter("commit_errors_total", "Failed offset commits."),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "batch_records",
 			Help:    "Records per applied batch.",
@@ -55,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic", "partition"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.consumed, m.applied, m.stale, m.superseded, m.decodeErrs, m.applyErrs, m.commitErrs,
+		m.consumed, m.applied, m.stale, m.superseded, m.decodeErrs, m.deadLetters, m.dlqErrs, m.applyErrs, m.commitErrs,
 		m.batchSize, m.applyTime, m.endToEnd, m.consumerLag,
 	} {
 		if err := reg.Register(c); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -112,11 +113,13 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	m := w.c.metrics
 	b := newBatch(recs)
 	for _, bad := range b.bad {
-		// TODO(issue 4): produce the record to a dead-letter topic with the
-		// reason in its headers; until then it is logged, counted and
-		// skipped, so one poison record cannot stop the projection.
 		m.decodeErrs.Inc()
-		w.log.Error("skipping undecodable record", "offset", bad.rec.Offset, "key", string(bad.rec.Key), "error", bad.err)
+		w.log.Error("dead-lettering undecodable record", "offset", bad.rec.Offset, "key", string(bad.rec.Key), "error", bad.err)
+	}
+	// Dead letters are written before the batch's offsets can be committed,
+	// so a crash never loses one (it may write one twice).
+	if len(b.bad) > 0 && !w.deadLetter(b.bad) {
+		return false
 	}
 	m.superseded.Add(float64(b.superseded))
 	if !b.last.IsZero() {
@@ -156,6 +159,66 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	}
 	return true
 }
+
+// deadLetter writes bad records to the dead-letter topic, retrying with
+// backoff until the broker acknowledges or the worker is told to quit.
+func (w *worker) deadLetter(bad []badRecord) bool {
+	m := w.c.metrics
+	recs := make([]*kgo.Record, len(bad))
+	for i, b := range bad {
+		recs[i] = deadLetterRecord(w.c.cfg.DeadLetterTopic, b)
+	}
+	backoff := w.c.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.CommitTimeout)
+		err := w.cl.ProduceSync(ctx, recs...).FirstErr()
+		cancel()
+		if err == nil {
+			m.deadLetters.Add(float64(len(recs)))
+			return true
+		}
+		m.dlqErrs.Inc()
+		w.log.Warn("writing dead letters, will retry", "attempt", attempt, "topic", w.c.cfg.DeadLetterTopic,
+			"records", len(recs), "backoff", backoff.String(), "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-w.quit:
+			t.Stop()
+			return false
+		}
+		backoff = min(2*backoff, w.c.cfg.RetryMax)
+		for _, r := range recs {
+			r.Partition, r.Offset = 0, 0 // a fresh produce of the same records
+		}
+	}
+}
+
+// deadLetterRecord copies a bad record, key, value and headers as they were,
+// adding why and where it came from in headers (dlq_*), so an operator can
+// fix and replay it.
+func deadLetterRecord(topic string, b badRecord) *kgo.Record {
+	r := b.rec
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+5)
+	hs = append(hs, r.Headers...)
+	hs = append(hs,
+		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(b.err.Error())},
+		kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(r.Topic)},
+		kgo.RecordHeader{Key: HeaderDLQPartition, Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},
+		kgo.RecordHeader{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+		kgo.RecordHeader{Key: HeaderDLQTime, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
+	)
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs}
+}
+
+// Headers added to a dead-lettered record.
+const (
+	HeaderDLQReason    = "dlq_reason"
+	HeaderDLQTopic     = "dlq_topic"
+	HeaderDLQPartition = "dlq_partition"
+	HeaderDLQOffset    = "dlq_offset"
+	HeaderDLQTime      = "dlq_time"
+)
 
 // apply writes the batch to Redis, retrying with exponential backoff until
 // it succeeds or the worker is told to quit. It deliberately does not use

@@ -5,7 +5,10 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,4 +78,83 @@ func DeletePrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
 			t.Errorf("deleting keys under %s: %v", prefix, err)
 		}
 	}
+}
+
+// Dump returns the state of the cache generation whose keys start with
+// prefix, key (without prefix) to a canonical text of its value, for
+// comparing two generations key for key. What legitimately differs between
+// two projections of the same records is left out: the change index's
+// apply sequence numbers (only its members count), and a watermark's
+// applied_at and commit_time (only offset and position count).
+func Dump(t testing.TB, rdb redis.UniversalClient, prefix string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	for _, k := range Keys(t, rdb, prefix) {
+		rel := k[len(prefix):]
+		if otherGeneration(rel) {
+			continue
+		}
+		typ, err := rdb.Type(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		switch {
+		case rel == "changes:seq" || rel == "changes:floor":
+			continue
+		case typ == "string":
+			v, err = rdb.Get(ctx, k).Result()
+		case typ == "hash":
+			var m map[string]string
+			m, err = rdb.HGetAll(ctx, k).Result()
+			if strings.HasPrefix(rel, "watermark:") {
+				for f, doc := range m {
+					var w struct {
+						Offset   int64  `json:"offset"`
+						Position string `json:"position"`
+					}
+					_ = json.Unmarshal([]byte(doc), &w)
+					m[f] = fmt.Sprintf("%d@%s", w.Offset, w.Position)
+				}
+			}
+			v = fmt.Sprint(m) // fmt sorts map keys
+		case typ == "zset":
+			var ms []string
+			ms, err = rdb.ZRange(ctx, k, 0, -1).Result()
+			slices.Sort(ms)
+			v = strings.Join(ms, ",")
+		default:
+			v = "type " + typ
+		}
+		if err != nil {
+			t.Fatalf("reading %s: %v", k, err)
+		}
+		out[rel] = v
+	}
+	return out
+}
+
+// GenPrefix is the key prefix of generation gen under base (0: base).
+func GenPrefix(base string, gen int64) string {
+	if gen == 0 {
+		return base
+	}
+	return fmt.Sprintf("%sg%d:", base, gen)
+}
+
+// otherGeneration reports whether a key relative to a base prefix belongs to
+// no generation (pointer, lock) or to generation n > 0.
+func otherGeneration(rel string) bool {
+	if strings.HasPrefix(rel, "generation") || strings.HasPrefix(rel, "rebuild:") {
+		return true
+	}
+	if len(rel) < 3 || rel[0] != 'g' {
+		return false
+	}
+	i := 1
+	for i < len(rel) && rel[i] >= '0' && rel[i] <= '9' {
+		i++
+	}
+	return i > 1 && i < len(rel) && rel[i] == ':'
 }

@@ -1,0 +1,487 @@
+package consume
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/stockpipe/stock/internal/stockstore"
+)
+
+// RebuildConfig configures a rebuild: a replay of the topic, outside any
+// consumer group, into a new generation of the cache.
+type RebuildConfig struct {
+	Brokers  []string
+	Topic    string
+	ClientID string
+
+	// FromOffsets starts the listed partitions at these offsets (the others
+	// at their start); FromTime starts every partition at the first record
+	// at or after it. Neither: the start of the topic, the only choice that
+	// rebuilds every product (the new generation holds only what is
+	// replayed).
+	FromOffsets map[int32]int64
+	FromTime    time.Time
+
+	// BatchSize bounds the records applied in one Redis round trip; Workers
+	// is how many round trips run at once (order does not matter: the apply
+	// script keeps the newest position whatever the order).
+	BatchSize int
+	Workers   int
+	// ApplyTimeout bounds one round trip; RetryMin and RetryMax the backoff
+	// between failed ones.
+	ApplyTimeout time.Duration
+	RetryMin     time.Duration
+	RetryMax     time.Duration
+	// Progress is the interval of the progress log line.
+	Progress time.Duration
+	// RetireDelay is how long the old generation stays after the switch,
+	// for readers whose cached generation has not expired yet; at least
+	// stockstore.RetireDelay.
+	RetireDelay time.Duration
+}
+
+// DefaultRebuildConfig returns the defaults; callers fill Brokers and Topic.
+func DefaultRebuildConfig() RebuildConfig {
+	return RebuildConfig{
+		ClientID:     "stock-projector-rebuild",
+		BatchSize:    1000,
+		Workers:      4,
+		ApplyTimeout: 10 * time.Second,
+		RetryMin:     100 * time.Millisecond,
+		RetryMax:     5 * time.Second,
+		Progress:     time.Second,
+		RetireDelay:  stockstore.RetireDelay,
+	}
+}
+
+// Validate reports every problem of c.
+func (c RebuildConfig) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no kafka broker"))
+	}
+	if c.Topic == "" {
+		errs = append(errs, errors.New("no topic"))
+	}
+	if c.BatchSize < 1 || c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("batch size and workers must be at least 1, got %d and %d", c.BatchSize, c.Workers))
+	}
+	if len(c.FromOffsets) > 0 && !c.FromTime.IsZero() {
+		errs = append(errs, errors.New("give offsets or a time to rebuild from, not both"))
+	}
+	if c.ApplyTimeout <= 0 || c.RetryMin <= 0 || c.RetryMax < c.RetryMin || c.Progress <= 0 {
+		errs = append(errs, errors.New("apply timeout, retry bounds and progress interval must be positive (retry max >= min)"))
+	}
+	if c.RetireDelay < stockstore.RetireDelay {
+		errs = append(errs, fmt.Errorf("retire delay must be at least %s, got %s", stockstore.RetireDelay, c.RetireDelay))
+	}
+	return errors.Join(errs...)
+}
+
+// RebuildStats sums up a finished rebuild.
+type RebuildStats struct {
+	Generation, Previous int64
+	Records              int64
+	Applied              int64
+	Duration             time.Duration
+	// Switched is when the new generation became active, from the start.
+	Switched time.Duration
+}
+
+type rebuildMetrics struct {
+	records prometheus.Counter
+	total   prometheus.Gauge
+	rate    prometheus.Gauge
+}
+
+func newRebuildMetrics(reg prometheus.Registerer) (*rebuildMetrics, error) {
+	const ns, sub = "stock", "projector"
+	m := &rebuildMetrics{
+		records: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "rebuild_records_total", Help: "Records replayed by cache rebuilds."}),
+		total: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "rebuild_target_records", Help: "Records the running rebuild replays in all (0 when none runs)."}),
+		rate: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "rebuild_records_per_second", Help: "Replay rate of the running rebuild."}),
+	}
+	for _, c := range []prometheus.Collector{m.records, m.total, m.rate} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Rebuild replays the topic into a new generation of store while the active
+// one keeps serving, switches the active generation to it once it has
+// caught up with the topic, catches up once more (snapshots the live
+// projector wrote into the old generation just before the switch), waits
+// RetireDelay for readers, and deletes the old generation. One rebuild runs
+// at a time per key prefix (ErrRebuildRunning otherwise).
+func Rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer) (RebuildStats, error) {
+	var st RebuildStats
+	if err := cfg.Validate(); err != nil {
+		return st, fmt.Errorf("configuring rebuild: %w", err)
+	}
+	m, err := newRebuildMetrics(reg)
+	if err != nil {
+		return st, fmt.Errorf("registering rebuild metrics: %w", err)
+	}
+	start := time.Now()
+	owner := randomID()
+	const lockTTL = 30 * time.Second
+	unlock, err := store.LockRebuild(ctx, owner, lockTTL)
+	if err != nil {
+		return st, err
+	}
+	defer unlock(context.WithoutCancel(ctx))
+	lockCtx, stopLock := context.WithCancel(ctx)
+	defer stopLock()
+	go func() {
+		t := time.NewTicker(lockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-lockCtx.Done():
+				return
+			case <-t.C:
+				if err := store.ExtendRebuildLock(lockCtx, owner, lockTTL); err != nil {
+					log.Warn("extending rebuild lock", "error", err)
+				}
+			}
+		}
+	}()
+
+	gen, err := store.NewGeneration(ctx)
+	if err != nil {
+		return st, err
+	}
+	st.Generation = gen
+	target := store.InGeneration(gen)
+	log = log.With("generation", gen, "topic", cfg.Topic)
+
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records tell when a partition reached its last stable
+		// offset when a transaction marker ends it.
+		kgo.KeepControlRecords(),
+		kgo.FetchMaxBytes(64<<20),
+		kgo.WithLogger(kslog.New(log)),
+	)
+	if err != nil {
+		return st, fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	starts, err := startOffsets(ctx, adm, cfg)
+	if err != nil {
+		return st, err
+	}
+	ends, err := stableOffsets(ctx, adm, cfg.Topic)
+	if err != nil {
+		return st, err
+	}
+	var todo int64
+	for p, e := range ends {
+		todo += max(e-starts[p], 0)
+	}
+	m.total.Set(float64(todo))
+	defer m.total.Set(0)
+	defer m.rate.Set(0)
+	log.Info("rebuild started", "partitions", len(ends), "records", todo, "from", fmtOffsets(starts))
+
+	offsets := map[string]map[int32]kgo.Offset{cfg.Topic: {}}
+	for p, o := range starts {
+		offsets[cfg.Topic][p] = kgo.NewOffset().At(o)
+	}
+	cl.AddConsumePartitions(offsets)
+
+	r := &replay{cfg: cfg, cl: cl, store: target, log: log, m: m, next: maps.Clone(starts), todo: todo, start: start}
+	if err := r.until(ctx, ends); err != nil {
+		return st, err
+	}
+	prev, err := store.Activate(ctx, gen)
+	if err != nil {
+		return st, err
+	}
+	st.Previous, st.Switched = prev, time.Since(start)
+	log.Info("switched active generation", "previous", prev, "elapsed", st.Switched.String())
+	// The live projector wrote into the old generation until the switch;
+	// everything it wrote is in the topic below the offsets listed now.
+	ends2, err := stableOffsets(ctx, adm, cfg.Topic)
+	if err != nil {
+		return st, err
+	}
+	if err := r.until(ctx, ends2); err != nil {
+		return st, err
+	}
+	st.Records, st.Applied = r.records.Load(), r.applied.Load()
+	if prev != gen {
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(cfg.RetireDelay):
+		}
+		n, err := store.DeleteGeneration(ctx, prev)
+		if err != nil {
+			return st, err
+		}
+		log.Info("deleted old generation", "previous", prev, "keys", n)
+	}
+	st.Duration = time.Since(start)
+	log.Info("rebuild done", "records", st.Records, "applied", st.Applied, "elapsed", st.Duration.String(),
+		"switched_after", st.Switched.String())
+	return st, nil
+}
+
+// replay reads the assigned partitions and applies them to one store.
+type replay struct {
+	cfg     RebuildConfig
+	cl      *kgo.Client
+	store   *stockstore.Store
+	log     *slog.Logger
+	m       *rebuildMetrics
+	next    map[int32]int64 // next offset to read per partition
+	todo    int64
+	start   time.Time
+	records atomic.Int64
+	applied atomic.Int64
+	bad     atomic.Int64
+}
+
+type chunk struct {
+	partition int32
+	recs      []*kgo.Record
+}
+
+// until replays every partition up to (not including) ends, then returns
+// once every batch read is applied.
+func (r *replay) until(ctx context.Context, ends map[int32]int64) error {
+	g, gctx := errgroup.WithContext(ctx)
+	// Two chunks per worker keep them busy while the poll loop decodes
+	// nothing itself; beyond that the loop waits (backpressure on Kafka).
+	work := make(chan chunk, 2*r.cfg.Workers)
+	for range r.cfg.Workers {
+		g.Go(func() error {
+			for c := range work {
+				if err := r.apply(gctx, c); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer close(work)
+		return r.read(gctx, ends, work)
+	})
+	return g.Wait()
+}
+
+func (r *replay) read(ctx context.Context, ends map[int32]int64, work chan<- chunk) error {
+	left := func() bool {
+		for p, e := range ends {
+			if r.next[p] < e {
+				return true
+			}
+		}
+		return false
+	}
+	tick := time.NewTicker(r.cfg.Progress)
+	defer tick.Stop()
+	lastRecs, lastAt := r.records.Load(), time.Now()
+	for left() {
+		select {
+		case <-tick.C:
+			n := r.records.Load()
+			rate := float64(n-lastRecs) / time.Since(lastAt).Seconds()
+			lastRecs, lastAt = n, time.Now()
+			r.m.rate.Set(rate)
+			eta := "unknown"
+			if rate > 0 {
+				eta = (time.Duration(float64(max(r.todo-n, 0))/rate*1e9) * time.Nanosecond).Round(time.Second).String()
+			}
+			r.log.Info("rebuild progress", "records", n, "of", r.todo, "records_per_second", int64(rate), "eta", eta)
+		default:
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.Progress)
+		fs := r.cl.PollRecords(pctx, 8*r.cfg.BatchSize)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				ferr = fmt.Errorf("fetching %s/%d: %w", t, p, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		var send []chunk
+		fs.EachPartition(func(fp kgo.FetchTopicPartition) {
+			var recs []*kgo.Record
+			for _, rec := range fp.Records {
+				if rec.Offset < r.next[fp.Partition] {
+					continue
+				}
+				r.next[fp.Partition] = rec.Offset + 1
+				// Past this phase's end: the next phase (or nobody) wants
+				// it; applying it anyway is harmless and keeps it simple.
+				if !rec.Attrs.IsControl() {
+					recs = append(recs, rec)
+				}
+			}
+			for c := range slices.Chunk(recs, r.cfg.BatchSize) {
+				send = append(send, chunk{partition: fp.Partition, recs: c})
+			}
+		})
+		for _, c := range send {
+			select {
+			case work <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
+func (r *replay) apply(ctx context.Context, c chunk) error {
+	b := newBatch(c.recs)
+	for _, bad := range b.bad {
+		// The live projector dead-letters these; a rebuild only reports them.
+		r.bad.Add(1)
+		r.log.Warn("skipping undecodable record", "partition", c.partition, "offset", bad.rec.Offset, "error", bad.err)
+	}
+	last := c.recs[len(c.recs)-1]
+	mark := stockstore.Watermark{Topic: last.Topic, Partition: c.partition, Offset: last.Offset,
+		Position: b.last, CommitTime: b.lastCommit}
+	var marks []stockstore.Watermark
+	if !b.last.IsZero() {
+		marks = append(marks, mark)
+	}
+	backoff := r.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
+		applied, err := r.store.Apply(actx, b.snaps, marks...)
+		cancel()
+		if err == nil {
+			for _, a := range applied {
+				if a {
+					r.applied.Add(1)
+				}
+			}
+			r.records.Add(int64(len(c.recs)))
+			r.m.records.Add(float64(len(c.recs)))
+			return nil
+		}
+		r.log.Warn("applying rebuild batch, will retry", "attempt", attempt, "backoff", backoff.String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.cfg.RetryMax)
+	}
+}
+
+// startOffsets resolves where each partition's replay starts.
+func startOffsets(ctx context.Context, adm *kadm.Client, cfg RebuildConfig) (map[int32]int64, error) {
+	var listed kadm.ListedOffsets
+	var err error
+	if !cfg.FromTime.IsZero() {
+		listed, err = adm.ListOffsetsAfterMilli(ctx, cfg.FromTime.UnixMilli(), cfg.Topic)
+	} else {
+		listed, err = adm.ListStartOffsets(ctx, cfg.Topic)
+	}
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing start offsets of %s: %w", cfg.Topic, err)
+	}
+	out := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	if len(out) == 0 {
+		return nil, fmt.Errorf("listing start offsets of %s: no partitions (does the topic exist?)", cfg.Topic)
+	}
+	for p, o := range cfg.FromOffsets {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("rebuilding from offsets: %s has no partition %d", cfg.Topic, p)
+		}
+		out[p] = max(o, out[p])
+	}
+	return out, nil
+}
+
+// stableOffsets lists each partition's last stable offset: the end of what
+// a read_committed reader can see now.
+func stableOffsets(ctx context.Context, adm *kadm.Client, topic string) (map[int32]int64, error) {
+	listed, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = listed.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing end offsets of %s: %w", topic, err)
+	}
+	out := map[int32]int64{}
+	listed.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+	return out, nil
+}
+
+// HasCommittedOffsets reports whether group has committed offsets for
+// topic: whether a projector has already projected records into a cache.
+func HasCommittedOffsets(ctx context.Context, brokers []string, group, topic string) (bool, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return false, fmt.Errorf("creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).FetchOffsetsForTopics(ctx, group, topic)
+	if err != nil {
+		return false, fmt.Errorf("fetching committed offsets of group %s: %w", group, err)
+	}
+	found := false
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && o.At > 0 {
+			found = true
+		}
+	})
+	return found, nil
+}
+
+func fmtOffsets(m map[int32]int64) string {
+	s := ""
+	for _, p := range slices.Sorted(maps.Keys(m)) {
+		if s != "" {
+			s += ","
+		}
+		s += fmt.Sprintf("%d:%d", p, m[p])
+	}
+	return s
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
