@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,15 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestParseConfig(t *testing.T) {
+	// kong reads `env` tags from the process environment as well as through
+	// getenv; `make test` exports STOCK_* for the stack's ports, so clear
+	// them here or "defaults" would test the caller's environment.
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "STOCK_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
 	tests := []struct {
 		name    string
 		args    []string
