@@ -38,11 +38,7 @@ var mustMatch = []string{"cleanup.policy", "min.insync.replicas"}
 // match, since keys are placed by partition count and the levels topic must
 // stay compacted.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	details, err := adm.ListTopics(ctx, names...)
+	details, err := adm.ListTopics(ctx, topicNames(specs)...)
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
@@ -105,11 +101,7 @@ func validate(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
 }
 
 func validateOnce(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	details, err := adm.ListTopics(ctx, names...)
+	details, err := adm.ListTopics(ctx, topicNames(specs)...)
 	if err != nil {
 		return fmt.Errorf("listing topics: %w", err)
 	}
@@ -133,11 +125,7 @@ func validateOnce(ctx context.Context, adm *kadm.Client, specs []TopicSpec) erro
 }
 
 func validateConfigs(ctx context.Context, adm *kadm.Client, specs []TopicSpec) error {
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	rcs, err := adm.DescribeTopicConfigs(ctx, names...)
+	rcs, err := adm.DescribeTopicConfigs(ctx, topicNames(specs)...)
 	if err != nil {
 		return fmt.Errorf("describing topic configs: %w", err)
 	}
@@ -189,4 +177,12 @@ func Specs(levels, changes, alerts, checkpoints string, partitions int32, rf int
 			"cleanup.policy": "compact", "min.insync.replicas": isr,
 		}},
 	}
+}
+
+func topicNames(specs []TopicSpec) []string {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	return names
 }
