@@ -26,6 +26,13 @@ type config struct {
 
 	MaxBodyBytes    int64         `name:"max-body-bytes" env:"STOCK_API_MAX_BODY_BYTES" default:"262144" help:"Largest request body; larger get 413."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"STOCK_API_SHUTDOWN_TIMEOUT" default:"10s" help:"Bound of draining in-flight requests at shutdown."`
+	CacheMaxAge     time.Duration `name:"cache-max-age" env:"STOCK_API_CACHE_MAX_AGE" default:"1s" help:"Cache-Control max-age of stock answers, whole seconds (0: no-cache, clients revalidate with If-None-Match)."`
+	MaxLag          time.Duration `name:"max-lag" env:"STOCK_API_MAX_LAG" default:"30s" help:"/readyz fails when the projection applies changes later than this after their source commit (0: not checked)."`
+	PublicCap       int64         `name:"public-cap" env:"STOCK_API_PUBLIC_CAP" default:"0" help:"Cap quantities at this number for callers without an API key (0: everyone sees exact numbers)."`
+	APIKeys         []string      `name:"api-keys" env:"STOCK_API_KEYS" sep:"," help:"API keys (header X-API-Key) that see exact quantities, comma-separated (prefer the environment)."`
+	RateLimit       float64       `name:"rate-limit" env:"STOCK_API_RATE_LIMIT" default:"0" help:"Requests per second allowed per client address on /v1 (0: unlimited); more get 429."`
+	RateBurst       int           `name:"rate-burst" env:"STOCK_API_RATE_BURST" default:"100" help:"Requests a client may send at once above the rate limit."`
+	LogRequests     bool          `name:"log-requests" env:"STOCK_API_LOG_REQUESTS" default:"true" negatable:"" help:"Log every request at info level (else at debug)."`
 	LogLevel        string        `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level (debug logs every request)."`
 }
 
@@ -53,6 +60,27 @@ func (c config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout must be positive, got %s", c.ShutdownTimeout))
 	}
+	if c.CacheMaxAge < 0 || c.CacheMaxAge%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("cache max age must be whole seconds, got %s", c.CacheMaxAge))
+	}
+	if c.MaxLag < 0 {
+		errs = append(errs, fmt.Errorf("max lag must not be negative, got %s", c.MaxLag))
+	}
+	if c.PublicCap < 0 {
+		errs = append(errs, fmt.Errorf("public cap must not be negative, got %d", c.PublicCap))
+	}
+	if c.PublicCap > 0 && len(c.APIKeys) == 0 {
+		errs = append(errs, errors.New("a public cap without api keys would hide exact numbers from everyone"))
+	}
+	for _, k := range c.APIKeys {
+		if len(k) < 16 {
+			errs = append(errs, errors.New("api keys must be at least 16 characters"))
+			break
+		}
+	}
+	if c.RateLimit < 0 || c.RateBurst < 1 {
+		errs = append(errs, fmt.Errorf("rate limit must not be negative and rate burst at least 1, got %g and %d", c.RateLimit, c.RateBurst))
+	}
 	return errors.Join(errs...)
 }
 
@@ -79,6 +107,9 @@ func (c config) logAttrs() []any {
 		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix,
 		"redis_timeout", c.RedisTimeout.String(), "redis_pool_size", c.RedisPoolSize,
 		"max_body_bytes", c.MaxBodyBytes, "shutdown_timeout", c.ShutdownTimeout.String(), "log_level", c.LogLevel,
+		"cache_max_age", c.CacheMaxAge.String(), "max_lag", c.MaxLag.String(), "public_cap", c.PublicCap,
+		"api_keys", fmt.Sprintf("[%d redacted]", len(c.APIKeys)), "rate_limit", c.RateLimit, "rate_burst", c.RateBurst,
+		"log_requests", c.LogRequests,
 	}
 }
 

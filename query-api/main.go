@@ -59,6 +59,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Gatherer:     reg,
 		StoreTimeout: cfg.RedisTimeout,
 		MaxBodyBytes: cfg.MaxBodyBytes,
+		CacheMaxAge:  cfg.CacheMaxAge,
+		MaxLag:       cfg.MaxLag,
+		PublicCap:    cfg.PublicCap,
+		APIKeys:      cfg.APIKeys,
+		RateLimit:    cfg.RateLimit,
+		RateBurst:    cfg.RateBurst,
+		LogRequests:  cfg.LogRequests,
 	})
 
 	// Listen before serving so that a taken port fails the start.

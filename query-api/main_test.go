@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,5 +137,80 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"msg":"starting query-api"`) {
 		t.Errorf("no JSON start log with the config:\n%s", logs.String())
+	}
+}
+
+// A request in flight when the program is told to stop is answered before
+// run returns, while new connections are refused.
+func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	rdb := storetest.Client(t)
+	prefix := storetest.Prefix(t, rdb)
+	st, err := stockstore.New(rdb, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(context.Background(), []stockstore.Snapshot{{
+		ProductID: "SKU-1", Position: position.Position{LSN: 1, Index: 1}, OnHand: 7, Status: "IN_STOCK",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix, "--shutdown-timeout", "5s"},
+			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
+	}()
+	var conn net.Conn
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if conn, err = net.Dial("tcp", addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API never listened: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer conn.Close()
+
+	// Half a request: the handler is running, reading the body.
+	body := `{"product_ids":["SKU-1"]}`
+	head := "POST /v1/stock/bulk HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+	if _, err := io.WriteString(conn, head+body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	time.Sleep(200 * time.Millisecond)
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("a new connection was accepted while draining")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("run returned with a request in flight: %v", err)
+	default:
+	}
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the in-flight answer: %v", err)
+	}
+	got, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 200 || !strings.Contains(string(got), `"on_hand":7`) {
+		t.Errorf("in-flight request answered %d %s", res.StatusCode, got)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("run did not return after the last request")
 	}
 }

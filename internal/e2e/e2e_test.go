@@ -149,13 +149,15 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	prefix := name + "."
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
 	api := freePort(t)
-	start(t, "producer",
-		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
-		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
 	start(t, "projector",
 		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
 		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", freePort(t))
 	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":")
+	// The producer starts last, as on a fresh system where the projector
+	// comes up before the topics exist.
+	start(t, "producer",
+		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
+		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
 	return pipeline{api: "http://" + api, slot: name}
 }

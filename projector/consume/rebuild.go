@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
 	"golang.org/x/sync/errgroup"
@@ -457,6 +458,11 @@ func HasCommittedOffsets(ctx context.Context, brokers []string, group, topic str
 	}
 	defer cl.Close()
 	resp, err := kadm.NewClient(cl).FetchOffsetsForTopics(ctx, group, topic)
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		// The producer has not created the topic yet (a fresh system starts
+		// all programs at once): nothing can have been projected from it.
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("fetching committed offsets of group %s: %w", group, err)
 	}

@@ -37,6 +37,13 @@ func snapshot(id string, onHand int64, p position.Position) stockstore.Snapshot 
 // a deleted SKU-3.
 func newAPI(t *testing.T) http.Handler {
 	t.Helper()
+	h, _ := newAPIWith(t, api.Deps{})
+	return h
+}
+
+// newAPIWith is newAPI with deps (Store and metrics filled in) and the store.
+func newAPIWith(t *testing.T, deps api.Deps) (http.Handler, *stockstore.Store) {
+	t.Helper()
 	st, _ := storetest.New(t)
 	if _, err := st.Apply(context.Background(), []stockstore.Snapshot{
 		snapshot("SKU-1", 10, position.Position{LSN: 0x16B3748, Index: 1}),
@@ -47,7 +54,8 @@ func newAPI(t *testing.T) http.Handler {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	return api.NewServer(api.Deps{Store: st, Registerer: reg, Gatherer: reg})
+	deps.Store, deps.Registerer, deps.Gatherer = st, reg, reg
+	return api.NewServer(deps), st
 }
 
 type errorBody struct {
@@ -78,9 +86,17 @@ func checkError(t *testing.T, res *http.Response, body []byte, code string) {
 
 func do(t *testing.T, h http.Handler, method, path, body string) (*http.Response, []byte) {
 	t.Helper()
+	return doWith(t, h, method, path, body, nil)
+}
+
+func doWith(t *testing.T, h http.Handler, method, path, body string, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -124,10 +140,28 @@ func TestErrors(t *testing.T) {
 		{"bulk bad id", "POST", "/v1/stock/bulk", `{"product_ids":["SKU-1","a b"]}`, 400, "invalid_product_id"},
 		{"bulk empty id", "POST", "/v1/stock/bulk", `{"product_ids":[""]}`, 400, "invalid_product_id"},
 		{"bulk body over 256 KiB", "POST", "/v1/stock/bulk", `{"product_ids":["` + strings.Repeat("x", 300<<10) + `"]}`, 413, "payload_too_large"},
+		{"bulk empty warehouse filter", "POST", "/v1/stock/bulk", `{"product_ids":["SKU-1"],"warehouse_ids":[]}`, 400, "bad_request"},
+		{"bulk bad warehouse id", "POST", "/v1/stock/bulk", `{"product_ids":["SKU-1"],"warehouse_ids":["W H"]}`, 400, "invalid_warehouse_id"},
+		{"unknown query parameter", "GET", "/v1/stock/SKU-1?fields=x", "", 400, "unknown_field"},
+		{"warehouse stock bad warehouse", "GET", "/v1/warehouses/W%20H/stock?product_ids=SKU-1", "", 400, "invalid_warehouse_id"},
+		{"warehouse stock without ids", "GET", "/v1/warehouses/WH-01/stock", "", 400, "bad_request"},
+		{"warehouse stock bad id", "GET", "/v1/warehouses/WH-01/stock?product_ids=SKU-1,a%20b", "", 400, "invalid_product_id"},
+		{"low stock limit 0", "GET", "/v1/warehouses/WH-01/low-stock?limit=0", "", 422, "invalid_parameter"},
+		{"low stock limit too big", "GET", "/v1/warehouses/WH-01/low-stock?limit=1001", "", 422, "invalid_parameter"},
+		{"low stock bad cursor", "GET", "/v1/warehouses/WH-01/low-stock?cursor=a%20b", "", 422, "invalid_parameter"},
+		{"changes limit not a number", "GET", "/v1/stock/changes?limit=ten", "", 422, "invalid_parameter"},
+		{"changes cursor never handed out", "GET", "/v1/stock/changes?cursor=nonsense", "", 422, "invalid_parameter"},
+		{"unknown api key", "GET", "/v1/stock/SKU-1", "", 401, "invalid_api_key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, body := do(t, h, tt.method, tt.path, tt.body)
+			var res *http.Response
+			var body []byte
+			if tt.code == "invalid_api_key" {
+				res, body = doWith(t, h, tt.method, tt.path, tt.body, map[string]string{"X-API-Key": "not-a-key"})
+			} else {
+				res, body = do(t, h, tt.method, tt.path, tt.body)
+			}
 			if res.StatusCode != tt.status {
 				t.Fatalf("status = %d, want %d; body %s", res.StatusCode, tt.status, body)
 			}
@@ -248,10 +282,13 @@ func TestRedisDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := api.NewServer(api.Deps{Store: st, StoreTimeout: 300 * time.Millisecond})
-	tests := []struct{ name, method, path, body string }{
-		{"get", "GET", "/v1/stock/SKU-1", ""},
-		{"bulk", "POST", "/v1/stock/bulk", `{"product_ids":["SKU-1","SKU-2"]}`},
-		{"readyz", "GET", "/readyz", ""},
+	tests := []struct{ name, method, path, body, code string }{
+		{"get", "GET", "/v1/stock/SKU-1", "", "unavailable"},
+		{"bulk", "POST", "/v1/stock/bulk", `{"product_ids":["SKU-1","SKU-2"]}`, "unavailable"},
+		{"warehouse stock", "GET", "/v1/warehouses/WH-01/stock?product_ids=SKU-1", "", "unavailable"},
+		{"low stock", "GET", "/v1/warehouses/WH-01/low-stock", "", "unavailable"},
+		{"changes", "GET", "/v1/stock/changes", "", "unavailable"},
+		{"readyz", "GET", "/readyz", "", "not_ready"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -263,7 +300,7 @@ func TestRedisDown(t *testing.T) {
 			if res.StatusCode != 503 {
 				t.Fatalf("status %d, want 503: %s", res.StatusCode, body)
 			}
-			checkError(t, res, body, "unavailable")
+			checkError(t, res, body, tt.code)
 			if res.Header.Get("Retry-After") == "" {
 				t.Errorf("no Retry-After on 503")
 			}

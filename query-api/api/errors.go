@@ -10,16 +10,22 @@ import (
 
 // Error codes of the JSON error body, stable for clients to branch on.
 const (
-	codeBadRequest       = "bad_request"
-	codeInvalidJSON      = "invalid_json"
-	codeUnknownField     = "unknown_field"
-	codeInvalidProductID = "invalid_product_id"
-	codeTooManyIDs       = "too_many_ids"
-	codeNotFound         = "not_found"
-	codeMethodNotAllowed = "method_not_allowed"
-	codeTooLarge         = "payload_too_large"
-	codeUnavailable      = "unavailable"
-	codeInternal         = "internal"
+	codeBadRequest         = "bad_request"
+	codeInvalidJSON        = "invalid_json"
+	codeUnknownField       = "unknown_field"
+	codeInvalidProductID   = "invalid_product_id"
+	codeInvalidWarehouseID = "invalid_warehouse_id"
+	codeInvalidParameter   = "invalid_parameter"
+	codeInvalidAPIKey      = "invalid_api_key"
+	codeCursorExpired      = "cursor_expired"
+	codeRateLimited        = "rate_limited"
+	codeNotReady           = "not_ready"
+	codeTooManyIDs         = "too_many_ids"
+	codeNotFound           = "not_found"
+	codeMethodNotAllowed   = "method_not_allowed"
+	codeTooLarge           = "payload_too_large"
+	codeUnavailable        = "unavailable"
+	codeInternal           = "internal"
 )
 
 // apiError is every error a handler returns; handleError writes it as
@@ -69,8 +75,13 @@ func (s *server) handleError(err error, c echo.Context) {
 		s.Log.Warn("request failed", "method", c.Request().Method, "route", c.Path(),
 			"status", ae.Status, "code", ae.Code, "error", errors.Unwrap(ae))
 	}
-	if ae.Status == http.StatusServiceUnavailable {
-		c.Response().Header().Set("Retry-After", "1")
+	h := c.Response().Header()
+	// Errors must not be cached by a proxy in front: a 503 would outlive
+	// the outage. Stock headers set before the failure are dropped.
+	h.Set("Cache-Control", "no-store")
+	h.Del("ETag")
+	if ae.Status == http.StatusServiceUnavailable || ae.Status == http.StatusTooManyRequests {
+		h.Set("Retry-After", "1")
 	}
 	body := struct {
 		Error *apiError `json:"error"`
@@ -99,6 +110,8 @@ func fromHTTPError(he *echo.HTTPError) *apiError {
 		code = codeTooLarge
 	case http.StatusServiceUnavailable:
 		code = codeUnavailable
+	case http.StatusTooManyRequests:
+		code = codeRateLimited
 	default:
 		if he.Code >= 500 {
 			code, msg = codeInternal, "internal error"

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
@@ -39,12 +40,47 @@ func (m memStore) GetManyJSON(_ context.Context, ids []string) ([]json.RawMessag
 
 func (memStore) Ping(context.Context) error { return nil }
 
+func (memStore) Watermarks(context.Context, string) ([]stockstore.Watermark, error) {
+	return []stockstore.Watermark{{Partition: 0, Position: position.Position{LSN: 1, Index: 1}}}, nil
+}
+
+func (m memStore) LowStock(_ context.Context, _, after string, limit int) ([]string, string, error) {
+	if after != "" {
+		return nil, "", nil
+	}
+	var ids []string
+	for id := range m {
+		ids = append(ids, id)
+	}
+	return ids[:min(limit, len(ids))], "", nil
+}
+
+// Changes lists every product once; "x:1" is the only cursor it knows and
+// "0:0" an expired one.
+func (m memStore) Changes(_ context.Context, after string, limit int) ([]stockstore.Change, string, error) {
+	switch after {
+	case "", "x:1":
+	case "0:0":
+		return nil, "", stockstore.ErrCursorExpired
+	default:
+		return nil, "", stockstore.ErrBadCursor
+	}
+	var out []stockstore.Change
+	for id := range m {
+		out = append(out, stockstore.Change{ProductID: id, Position: position.Position{LSN: 1, Index: 1}})
+	}
+	out = append(out, stockstore.Change{ProductID: "GONE", Position: position.Position{LSN: 1, Index: 2}, Deleted: true})
+	return out[:min(limit, len(out))], "x:1", nil
+}
+
+func (memStore) ChangesHead(context.Context) (string, error) { return "x:1", nil }
+
 // No input makes the API panic or answer 500, and every error has the one
 // JSON shape.
 func FuzzHandlers(f *testing.F) {
 	s := snapshot("SKU-1", 10, position.Position{LSN: 1, Index: 1})
 	doc, _ := json.Marshal(s.Product())
-	h := api.NewServer(api.Deps{Store: memStore{"SKU-1": doc}})
+	h := api.NewServer(api.Deps{Store: memStore{"SKU-1": doc}, PublicCap: 5, APIKeys: []string{"key-0123456789abcdef"}, MaxLag: time.Minute})
 	for _, seed := range []struct{ method, path, body string }{
 		{"GET", "/v1/stock/SKU-1", ""},
 		{"GET", "/v1/stock/%00", ""},
@@ -54,6 +90,18 @@ func FuzzHandlers(f *testing.F) {
 		{"POST", "/v1/stock/bulk", `[`},
 		{"PUT", "/v1/stock/bulk", `{}`},
 		{"GET", "/healthz", ""},
+		{"GET", "/readyz", ""},
+		{"GET", "/openapi.json", ""},
+		{"POST", "/v1/stock/bulk", `{"product_ids":["SKU-1"],"warehouse_ids":["WH-01","WH-01"]}`},
+		{"POST", "/v1/stock/bulk", `{"product_ids":["SKU-1"],"warehouse_ids":[]}`},
+		{"GET", "/v1/warehouses/WH-01/stock?product_ids=SKU-1,SKU-2,,SKU-1", ""},
+		{"GET", "/v1/warehouses/WH%2001/stock?product_ids=SKU-1", ""},
+		{"GET", "/v1/warehouses/WH-01/low-stock?limit=2&cursor=SKU-0", ""},
+		{"GET", "/v1/warehouses/WH-01/low-stock?limit=-1", ""},
+		{"GET", "/v1/stock/changes?cursor=x:1&limit=1", ""},
+		{"GET", "/v1/stock/changes?cursor=0:0", ""},
+		{"GET", "/v1/stock/changes?cursor=zz&limit=99999999999999999999", ""},
+		{"GET", "/v1/stock/changes/head?x=1", ""},
 	} {
 		f.Add(seed.method, seed.path, seed.body)
 	}
@@ -66,6 +114,12 @@ func FuzzHandlers(f *testing.F) {
 			return // not a request a client could send
 		}
 		rec := httptest.NewRecorder()
+		if len(body)%2 == 1 {
+			req.Header.Set("X-API-Key", body) // a valid key, a wrong one, odd bytes
+		}
+		if len(body)%3 == 1 {
+			req.Header.Set("If-None-Match", body)
+		}
 		h.ServeHTTP(rec, req)
 		if rec.Code >= 500 {
 			t.Fatalf("%s %q %q: status %d: %s", method, path, body, rec.Code, rec.Body)

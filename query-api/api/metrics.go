@@ -1,6 +1,7 @@
 package api
 
 import (
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -32,7 +33,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // observe is the outermost middleware: it lets the error handler write the
 // response first, so that it records the status the client got, and logs
-// the request (debug level; failures are logged by the error handler).
+// the request (info with LogRequests, else debug; 5xx causes are logged by
+// the error handler).
 func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -49,8 +51,15 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		method := c.Request().Method
 		s.metrics.requests.WithLabelValues(method, route, code).Inc()
 		s.metrics.duration.WithLabelValues(method, route, code).Observe(d.Seconds())
-		s.Log.Debug("request", "method", method, "route", route, "path", c.Request().URL.Path,
-			"status", status, "duration_ms", float64(d.Microseconds())/1000)
+		level := slog.LevelDebug
+		if s.LogRequests {
+			level = slog.LevelInfo
+		}
+		if s.Log.Enabled(c.Request().Context(), level) {
+			s.Log.Log(c.Request().Context(), level, "request", "method", method, "route", route,
+				"path", c.Request().URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000,
+				"remote_ip", c.RealIP(), "bytes_out", c.Response().Size)
+		}
 		return nil
 	}
 }

@@ -1,7 +1,10 @@
 // Package api serves the storefront's stock API over HTTP (echo): products
-// by id, one or in bulk, as the documents the projector stored in Redis, with
-// one JSON error shape for every failure. It reads Redis only, through
-// internal/stockstore, and must never import Kafka or PostgreSQL code.
+// by id, one or in bulk, per warehouse, and as an incremental change feed,
+// from the documents the projector stored in Redis, with freshness headers,
+// ETags, a public (capped) view and one JSON error shape for every failure.
+// It reads Redis only, through internal/stockstore, and must never import
+// Kafka or PostgreSQL code (schemas is imported for the status rule and the
+// topic name only: both are pure parts of the contract).
 package api
 
 import (
@@ -13,14 +16,28 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/schemas"
 )
 
-// Store is what the API reads: served documents, ready to write out.
+// Store is what the API reads: served documents, ready to write out, and
+// the projection's watermarks.
 type Store interface {
 	GetJSON(ctx context.Context, id string) (json.RawMessage, error)
 	GetManyJSON(ctx context.Context, ids []string) (docs []json.RawMessage, notFound []string, err error)
+	Watermarks(ctx context.Context, topic string) ([]stockstore.Watermark, error)
 	Ping(ctx context.Context) error
+
+	// LowStock pages the products low or out of stock in a warehouse.
+	LowStock(ctx context.Context, warehouseID, after string, limit int) (productIDs []string, next string, err error)
+	// Changes pages the change index after an opaque cursor;
+	// stockstore.ErrCursorExpired and ErrBadCursor say why a cursor fails.
+	Changes(ctx context.Context, after string, limit int) (changes []stockstore.Change, next string, err error)
+	ChangesHead(ctx context.Context) (string, error)
 }
+
+var _ Store = (*stockstore.Store)(nil)
 
 // Deps are the server's dependencies and limits.
 type Deps struct {
@@ -37,42 +54,101 @@ type Deps struct {
 	MaxBodyBytes int64
 	// MaxBulkIDs bounds the ids of one bulk request; more get 400.
 	MaxBulkIDs int
+	// MaxPageSize bounds the limit of paginated reads; DefaultPageSize is
+	// used when the request gives none.
+	MaxPageSize, DefaultPageSize int
+
+	// WatermarkTopic is the topic whose watermarks the projection writes
+	// (schemas.TopicLevels by default).
+	WatermarkTopic string
+	// WatermarkRefresh is how long a read watermark is served in headers
+	// before a request reads it again.
+	WatermarkRefresh time.Duration
+	// MaxLag fails /readyz when the projection applied its last batch more
+	// than this behind the source commit; 0 disables the check.
+	MaxLag time.Duration
+
+	// CacheMaxAge is the max-age of Cache-Control on answers; 0 sends
+	// no-cache (clients revalidate with If-None-Match every time).
+	CacheMaxAge time.Duration
+
+	// PublicCap, when positive, caps every quantity served to callers
+	// without a valid API key at this number; statuses stay exact.
+	PublicCap int64
+	// APIKeys are the keys that see exact quantities (header X-API-Key). A
+	// key that is sent but not listed is refused with 401.
+	APIKeys []string
+
+	// RateLimit, when positive, is the steady requests per second allowed
+	// per client address (RateBurst above it); more get 429.
+	RateLimit float64
+	RateBurst int
+
+	// LogRequests logs every request at info level (else at debug).
+	LogRequests bool
 }
 
 // Defaults for the zero fields of Deps.
 const (
-	DefaultStoreTimeout = time.Second
-	DefaultMaxBodyBytes = 256 << 10
-	DefaultMaxBulkIDs   = 1000
+	DefaultStoreTimeout     = time.Second
+	DefaultMaxBodyBytes     = 256 << 10
+	DefaultMaxBulkIDs       = 1000
+	DefaultMaxPageSize      = 1000
+	DefaultPageSizeValue    = 100
+	DefaultWatermarkRefresh = 250 * time.Millisecond
 )
 
 type server struct {
 	Deps
-	metrics *metrics
+	metrics   *metrics
+	freshness *freshness
+	apiKeys   [][]byte
+}
+
+func (d *Deps) setDefaults() {
+	if d.StoreTimeout <= 0 {
+		d.StoreTimeout = DefaultStoreTimeout
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if d.MaxBulkIDs <= 0 {
+		d.MaxBulkIDs = DefaultMaxBulkIDs
+	}
+	if d.MaxPageSize <= 0 {
+		d.MaxPageSize = DefaultMaxPageSize
+	}
+	if d.DefaultPageSize <= 0 {
+		d.DefaultPageSize = min(DefaultPageSizeValue, d.MaxPageSize)
+	}
+	if d.WatermarkTopic == "" {
+		d.WatermarkTopic = schemas.TopicLevels
+	}
+	if d.WatermarkRefresh <= 0 {
+		d.WatermarkRefresh = DefaultWatermarkRefresh
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Registerer == nil {
+		d.Registerer = prometheus.NewRegistry()
+	}
+	if d.Gatherer == nil {
+		d.Gatherer = prometheus.NewRegistry()
+	}
 }
 
 // NewServer returns the API's handler. It panics if the metrics cannot be
 // registered, which only a programming error causes.
 func NewServer(deps Deps) http.Handler {
-	if deps.StoreTimeout <= 0 {
-		deps.StoreTimeout = DefaultStoreTimeout
-	}
-	if deps.MaxBodyBytes <= 0 {
-		deps.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if deps.MaxBulkIDs <= 0 {
-		deps.MaxBulkIDs = DefaultMaxBulkIDs
-	}
-	if deps.Log == nil {
-		deps.Log = slog.New(slog.DiscardHandler)
-	}
-	if deps.Registerer == nil {
-		deps.Registerer = prometheus.NewRegistry()
-	}
-	if deps.Gatherer == nil {
-		deps.Gatherer = prometheus.NewRegistry()
-	}
+	deps.setDefaults()
 	s := &server{Deps: deps, metrics: newMetrics(deps.Registerer)}
+	s.freshness = &freshness{store: deps.Store, topic: deps.WatermarkTopic, every: deps.WatermarkRefresh}
+	for _, k := range deps.APIKeys {
+		if k != "" {
+			s.apiKeys = append(s.apiKeys, []byte(k))
+		}
+	}
 
 	e := echo.New()
 	e.HideBanner = true

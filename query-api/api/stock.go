@@ -16,9 +16,9 @@ import (
 
 const maxIDLen = 128
 
-// validID reports whether id is a product id the API accepts: 1 to 128
-// characters of [A-Za-z0-9._:-]. Checking here keeps odd bytes out of Redis
-// keys and logs.
+// validID reports whether id is a product or warehouse id the API accepts:
+// 1 to 128 characters of [A-Za-z0-9._:-]. Checking here keeps odd bytes out
+// of Redis keys and logs.
 func validID(id string) bool {
 	if id == "" || len(id) > maxIDLen {
 		return false
@@ -34,13 +34,66 @@ func validID(id string) bool {
 	return true
 }
 
-func invalidID(id string) *apiError {
-	shown := id
-	if len(shown) > maxIDLen {
-		shown = shown[:maxIDLen] + "..."
+func shownID(id string) string {
+	if len(id) > maxIDLen {
+		return id[:maxIDLen] + "..."
 	}
-	return newError(http.StatusBadRequest, codeInvalidProductID, map[string]any{"product_id": shown},
+	return id
+}
+
+func invalidID(id string) *apiError {
+	return newError(http.StatusBadRequest, codeInvalidProductID, map[string]any{"product_id": shownID(id)},
 		"product ids are 1 to %d characters of A-Z a-z 0-9 . _ : -", maxIDLen)
+}
+
+func invalidWarehouseID(id string) *apiError {
+	return newError(http.StatusBadRequest, codeInvalidWarehouseID, map[string]any{"warehouse_id": shownID(id)},
+		"warehouse ids are 1 to %d characters of A-Z a-z 0-9 . _ : -", maxIDLen)
+}
+
+// foldIDs validates ids and folds duplicates, keeping the first
+// occurrence's place.
+func foldIDs(list []string, max int, field string, invalid func(string) *apiError) ([]string, error) {
+	switch n := len(list); {
+	case n == 0:
+		return nil, newError(http.StatusBadRequest, codeBadRequest, map[string]any{"field": field},
+			"%s must hold 1 to %d ids", field, max)
+	case n > max:
+		return nil, newError(http.StatusBadRequest, codeTooManyIDs, map[string]any{"field": field, "max": max, "got": n},
+			"at most %d %s per request, got %d", max, field, n)
+	}
+	ids := make([]string, 0, len(list))
+	seen := make(map[string]struct{}, len(list))
+	for _, id := range list {
+		if !validID(id) {
+			return nil, invalid(id)
+		}
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// onlyParams refuses query parameters a route does not know: a typo such
+// as ?limt=5 silently ignored would look like a server bug.
+func onlyParams(c echo.Context, known ...string) error {
+	for name := range c.QueryParams() {
+		ok := false
+		for _, k := range known {
+			ok = ok || name == k
+		}
+		if !ok {
+			return newError(http.StatusBadRequest, codeUnknownField, map[string]any{"parameter": shownID(name)},
+				"unknown query parameter %q", shownID(name))
+		}
+	}
+	return nil
+}
+
+func (s *server) storeCtx(c echo.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Request().Context(), s.StoreTimeout)
 }
 
 func (s *server) getStock(c echo.Context) error {
@@ -48,7 +101,14 @@ func (s *server) getStock(c echo.Context) error {
 	if !validID(id) {
 		return invalidID(id)
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.StoreTimeout)
+	if err := onlyParams(c); err != nil {
+		return err
+	}
+	v, err := s.viewOf(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.storeCtx(c)
 	defer cancel()
 	doc, err := s.Store.GetJSON(ctx, id)
 	switch {
@@ -57,47 +117,70 @@ func (s *server) getStock(c echo.Context) error {
 	case err != nil:
 		return unavailable(err)
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, doc)
+	tag := newETag(v, "one", id)
+	tag.addBytes(docPosition(doc))
+	if doc, err = v.apply(doc); err != nil {
+		return err
+	}
+	return s.writeStock(c, v, tag.String(), doc)
 }
 
+// maxBulkWarehouses bounds the warehouse filter of one request.
+const maxBulkWarehouses = 1000
+
 type bulkRequest struct {
-	ProductIDs []string `json:"product_ids"`
+	ProductIDs   []string `json:"product_ids"`
+	WarehouseIDs []string `json:"warehouse_ids"`
 }
 
 func (s *server) bulkStock(c echo.Context) error {
+	if err := onlyParams(c); err != nil {
+		return err
+	}
 	var req bulkRequest
 	if err := s.decodeBody(c, &req); err != nil {
 		return err
 	}
-	switch n := len(req.ProductIDs); {
-	case n == 0:
-		return newError(http.StatusBadRequest, codeBadRequest, nil, "product_ids must hold 1 to %d ids", s.MaxBulkIDs)
-	case n > s.MaxBulkIDs:
-		return newError(http.StatusBadRequest, codeTooManyIDs, map[string]any{"max": s.MaxBulkIDs, "got": n},
-			"at most %d product ids per request, got %d", s.MaxBulkIDs, n)
+	ids, err := foldIDs(req.ProductIDs, s.MaxBulkIDs, "product_ids", invalidID)
+	if err != nil {
+		return err
 	}
-	// Fold duplicates, keeping the first occurrence's place.
-	ids := make([]string, 0, len(req.ProductIDs))
-	seen := make(map[string]struct{}, len(req.ProductIDs))
-	for _, id := range req.ProductIDs {
-		if !validID(id) {
-			return invalidID(id)
+	v, err := s.viewOf(c)
+	if err != nil {
+		return err
+	}
+	if req.WarehouseIDs != nil {
+		// Present but empty is refused rather than read as "no
+		// warehouses": omit the field for all of them.
+		whs, err := foldIDs(req.WarehouseIDs, maxBulkWarehouses, "warehouse_ids", invalidWarehouseID)
+		if err != nil {
+			return err
 		}
-		if _, dup := seen[id]; !dup {
-			seen[id] = struct{}{}
-			ids = append(ids, id)
+		v.warehouses = make(map[string]struct{}, len(whs))
+		for _, w := range whs {
+			v.warehouses[w] = struct{}{}
 		}
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.StoreTimeout)
+	ctx, cancel := s.storeCtx(c)
 	defer cancel()
 	docs, notFound, err := s.Store.GetManyJSON(ctx, ids)
 	if err != nil {
 		return unavailable(err)
 	}
-	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, bulkBody(docs, notFound))
+	tag := newETag(v, "bulk")
+	for _, id := range ids {
+		tag.add(id)
+	}
+	for i, d := range docs {
+		tag.addBytes(docPosition(d))
+		if docs[i], err = v.apply(d); err != nil {
+			return err
+		}
+	}
+	return s.writeStock(c, v, tag.String(), bulkBody(docs, notFound))
 }
 
-// bulkBody writes {"products": [...], "not_found": [...]} around the stored
+// bulkBody writes {"products": [...], "not_found": [...]} around the
 // documents without decoding them.
 func bulkBody(docs []json.RawMessage, notFound []string) []byte {
 	size := 40
@@ -126,6 +209,9 @@ func bulkBody(docs []json.RawMessage, notFound []string) []byte {
 // decodeBody reads one JSON object of at most MaxBodyBytes into v, refusing
 // unknown fields and trailing data.
 func (s *server) decodeBody(c echo.Context, v any) error {
+	if c.Request().ContentLength > s.MaxBodyBytes {
+		return tooLarge(s.MaxBodyBytes)
+	}
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.MaxBodyBytes)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -143,12 +229,11 @@ func (s *server) decodeBody(c echo.Context, v any) error {
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &tooBig):
-		return newError(http.StatusRequestEntityTooLarge, codeTooLarge, map[string]any{"max_bytes": tooBig.Limit},
-			"request body larger than %d bytes", tooBig.Limit)
+		return tooLarge(tooBig.Limit)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no typed error for unknown fields.
 		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return newError(http.StatusBadRequest, codeUnknownField, map[string]any{"field": field}, "unknown field %q", field)
+		return newError(http.StatusBadRequest, codeUnknownField, map[string]any{"field": shownID(field)}, "unknown field %q", shownID(field))
 	case errors.As(err, &syntax):
 		return newError(http.StatusBadRequest, codeInvalidJSON, map[string]any{"offset": syntax.Offset}, "invalid JSON: %v", syntax)
 	case errors.As(err, &typ):
@@ -160,21 +245,7 @@ func (s *server) decodeBody(c echo.Context, v any) error {
 	return newError(http.StatusBadRequest, codeInvalidJSON, nil, "invalid JSON: %v", err)
 }
 
-func (s *server) healthz(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// readyz says whether this instance can answer: Redis reachable.
-// TODO(issue 5): also fail when the projection lags more than a configured
-// bound (stockstore.Watermarks has what it needs).
-func (s *server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), s.StoreTimeout)
-	defer cancel()
-	if err := s.Store.Ping(ctx); err != nil {
-		e := unavailable(err)
-		e.Message = "not ready: redis unreachable"
-		e.Details = map[string]any{"checks": map[string]string{"redis": "unreachable"}}
-		return e
-	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ready", "checks": map[string]string{"redis": "ok"}})
+func tooLarge(limit int64) *apiError {
+	return newError(http.StatusRequestEntityTooLarge, codeTooLarge, map[string]any{"max_bytes": limit},
+		"request body larger than %d bytes", limit)
 }
