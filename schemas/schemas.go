@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstatus"
 )
 
 // Topic names of version 1 of the contract.
@@ -20,9 +21,9 @@ const (
 
 // Stock statuses, shared by warehouse rows, product totals and alerts.
 const (
-	StatusInStock    = "IN_STOCK"
-	StatusLowStock   = "LOW_STOCK"
-	StatusOutOfStock = "OUT_OF_STOCK"
+	StatusInStock    = stockstatus.InStock
+	StatusLowStock   = stockstatus.LowStock
+	StatusOutOfStock = stockstatus.OutOfStock
 )
 
 // Alert kinds.
@@ -49,18 +50,9 @@ var (
 	alertsSchemaText string
 )
 
-// Status derives a status from available stock and its low-stock threshold:
-// nothing sellable is OUT_OF_STOCK, at or under the threshold is LOW_STOCK.
-// The product total uses the sum of its warehouses' thresholds.
-func Status(available, threshold int64) string {
-	switch {
-	case available <= 0:
-		return StatusOutOfStock
-	case available <= threshold:
-		return StatusLowStock
-	}
-	return StatusInStock
-}
+// Status derives a status from available stock and its low-stock threshold
+// (see stockstatus.Of, the one place the rule lives).
+func Status(available, threshold int64) string { return stockstatus.Of(available, threshold) }
 
 // Position is the Avro form of position.Position.
 type Position struct {

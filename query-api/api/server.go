@@ -18,8 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockpipe/stock/internal/stockstore"
-	"github.com/stockpipe/stock/schemas"
 )
+
+// DefaultWatermarkTopic is the projected topic's name in the Kafka contract
+// (schemas.TopicLevels), repeated here because the query API must not link
+// the Kafka contract package and its registry client; the architecture test
+// keeps that arrow.
+const DefaultWatermarkTopic = "stock.levels.v1"
 
 // Store is what the API reads: served documents, ready to write out, and
 // the projection's watermarks.
@@ -59,7 +64,7 @@ type Deps struct {
 	MaxPageSize, DefaultPageSize int
 
 	// WatermarkTopic is the topic whose watermarks the projection writes
-	// (schemas.TopicLevels by default).
+	// (the levels topic, stock.levels.v1, by default).
 	WatermarkTopic string
 	// WatermarkRefresh is how long a read watermark is served in headers
 	// before a request reads it again.
@@ -122,7 +127,7 @@ func (d *Deps) setDefaults() {
 		d.DefaultPageSize = min(DefaultPageSizeValue, d.MaxPageSize)
 	}
 	if d.WatermarkTopic == "" {
-		d.WatermarkTopic = schemas.TopicLevels
+		d.WatermarkTopic = DefaultWatermarkTopic
 	}
 	if d.WatermarkRefresh <= 0 {
 		d.WatermarkRefresh = DefaultWatermarkRefresh

@@ -15,8 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/stockpipe/stock/internal/stockstatus"
 	"github.com/stockpipe/stock/internal/stockstore"
-	"github.com/stockpipe/stock/schemas"
 )
 
 const (
@@ -92,7 +92,7 @@ func (v view) applyProduct(p *stockstore.Product) {
 		}
 		// The product rule of the contract, over the kept rows: the total's
 		// threshold is the sum of its warehouses' thresholds.
-		p.Status = schemas.Status(p.Available, threshold)
+		p.Status = stockstatus.Of(p.Available, threshold)
 		p.Warehouses = rows
 	}
 	if v.cap > 0 {

@@ -1,0 +1,72 @@
+// Package archtest holds the test that keeps the arrows of the house (see
+// DESIGN.md): which part may import which. It has no code outside tests.
+package archtest
+
+import (
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/stockpipe/stock/"
+
+// deps lists every package pattern's transitive imports.
+func deps(t *testing.T, pattern string) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-json", pattern).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pattern, err)
+	}
+	res := map[string][]string{}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Deps       []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		res[p.ImportPath] = p.Deps
+	}
+	return res
+}
+
+func TestArrowsOfTheHouse(t *testing.T) {
+	kafka := []string{"github.com/twmb/franz-go"}
+	postgres := []string{"github.com/jackc/pgx", "github.com/jackc/pglogrepl"}
+	redis := []string{"github.com/redis/go-redis"}
+	http := []string{"github.com/labstack/echo"}
+	programs := []string{module + "producer", module + "projector", module + "query-api"}
+	for _, rule := range []struct {
+		pattern   string
+		forbidden []string
+		why       string
+	}{
+		{"../../producer/...", append(append(redis, http...), module+"projector", module+"query-api", module+"internal/stockstore"),
+			"the producer knows nothing of Redis or HTTP serving, nor of the other programs"},
+		{"../../projector/...", append(append(postgres, http...), module+"producer", module+"query-api"),
+			"the projector knows nothing of PostgreSQL or HTTP serving besides its metrics endpoint"},
+		{"../../query-api/...", append(append(kafka, postgres...), module+"producer", module+"projector"),
+			"the query API reads Redis only"},
+		{"../../schemas/...", append(append([]string{}, programs...), redis...),
+			"the Kafka contract never imports a program or Redis"},
+		{"../../internal/...", programs, "shared code never imports a program folder"},
+	} {
+		t.Run(rule.pattern, func(t *testing.T) {
+			for pkg, ds := range deps(t, rule.pattern) {
+				if strings.HasSuffix(pkg, ".test") || strings.Contains(pkg, "internal/archtest") || strings.Contains(pkg, "internal/e2e") {
+					continue
+				}
+				for _, d := range ds {
+					for _, f := range rule.forbidden {
+						if d == f || strings.HasPrefix(d, f+"/") {
+							t.Errorf("%s imports %s: %s", pkg, d, rule.why)
+						}
+					}
+				}
+			}
+		})
+	}
+}
