@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,25 +15,22 @@ import (
 	"github.com/stockpipe/stock/internal/testenv"
 )
 
-var (
-	migrateOnce sync.Once
-	migrateErr  error
-)
-
-// testDB is a pool on the shared stock database of the local stack, migrated.
+// testDB is a pool on a migrated database of the test's own: a sweeper or
+// simulator running against the shared database (make run, a benchmark)
+// must not be able to touch the rows a test asserts on.
 func testDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
 	ctx := context.Background()
+	url := testenv.Database(t, "inventorydb")
 	db, err := inventorydb.OpenPool(ctx, inventorydb.PoolConfig{
-		URL: testenv.PostgresURL(), MaxConns: 16, ApplicationName: "inventorydb-test",
+		URL: url, MaxConns: 16, ApplicationName: "inventorydb-test",
 	})
 	if err != nil {
 		t.Fatalf("connecting to the local stack's PostgreSQL (scripts/stack.sh): %v", err)
 	}
 	t.Cleanup(db.Close)
-	migrateOnce.Do(func() { migrateErr = inventorydb.Migrate(ctx, db) })
-	if migrateErr != nil {
-		t.Fatalf("migrating: %v", migrateErr)
+	if err := inventorydb.Migrate(ctx, db); err != nil {
+		t.Fatalf("migrating: %v", err)
 	}
 	return db
 }
@@ -55,10 +51,7 @@ func scratchDB(t *testing.T) *pgxpool.Pool {
 			t.Errorf("dropping schema %s: %v", schema, err)
 		}
 	})
-	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL())
-	if err != nil {
-		t.Fatalf("parsing URL: %v", err)
-	}
+	cfg := shared.Config().Copy()
 	cfg.ConnConfig.RuntimeParams["search_path"] = schema
 	db, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
