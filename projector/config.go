@@ -11,6 +11,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/stockpipe/stock/internal/flagenv"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
 	"github.com/stockpipe/stock/schemas"
@@ -178,54 +179,18 @@ func (c config) slogLevel() slog.Level {
 	return l
 }
 
-// errExit carries a kong exit (after --help) out of parsing without
-// os.Exit, so that run stays callable from tests.
-type errExit struct{ code int }
-
 // parseConfig fills a config from args, then from getenv for flags not
 // given, then from defaults. It returns (nil, nil) after printing help.
-func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (cfg *config, err error) {
-	cfg = &config{}
-	parser, err := kong.New(cfg,
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	kctx, err := flagenv.Parse(cfg, args, getenv, stdout,
 		kong.Name("projector"),
 		kong.Description("Projects stock.levels.v1 into the Redis stock cache."),
 		kong.Vars{"levels_topic": schemas.TopicLevels, "redis_prefix": stockstore.DefaultPrefix},
-		kong.Writers(stdout, stdout),
-		kong.Exit(func(code int) { panic(errExit{code}) }),
-		kong.Resolvers(envResolver(getenv)),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("building flag parser: %w", err)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			e, ok := r.(errExit)
-			if !ok {
-				panic(r)
-			}
-			cfg, err = nil, nil
-			if e.code != 0 {
-				err = fmt.Errorf("parsing flags: exit %d", e.code)
-			}
-		}
-	}()
-	kctx, err := parser.Parse(args)
-	if err != nil {
-		return nil, fmt.Errorf("parsing flags: %w", err)
+	if err != nil || kctx == nil {
+		return nil, err
 	}
 	cfg.command = kctx.Command()
 	return cfg, nil
-}
-
-// envResolver makes kong read the `env` of each flag through getenv rather
-// than the process environment, so run takes its environment as an argument.
-func envResolver(getenv func(string) string) kong.Resolver {
-	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
-		for _, name := range flag.Tag.Envs {
-			if v := strings.TrimSpace(getenv(name)); v != "" {
-				return v, nil
-			}
-		}
-		return nil, nil
-	})
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/stockpipe/stock/internal/flagenv"
 	"github.com/stockpipe/stock/internal/stockstore"
 )
 
@@ -119,52 +119,17 @@ func (c config) slogLevel() slog.Level {
 	return l
 }
 
-// errExit carries a kong exit (after --help) out of parsing without
-// os.Exit, so that run stays callable from tests.
-type errExit struct{ code int }
-
 // parseConfig fills a config from args, then from getenv for flags not
 // given, then from defaults. It returns (nil, nil) after printing help.
-func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (cfg *config, err error) {
-	cfg = &config{}
-	parser, err := kong.New(cfg,
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	kctx, err := flagenv.Parse(cfg, args, getenv, stdout,
 		kong.Name("query-api"),
 		kong.Description("Serves product stock from the Redis stock cache over HTTP."),
 		kong.Vars{"redis_prefix": stockstore.DefaultPrefix},
-		kong.Writers(stdout, stdout),
-		kong.Exit(func(code int) { panic(errExit{code}) }),
-		kong.Resolvers(envResolver(getenv)),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("building flag parser: %w", err)
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			e, ok := r.(errExit)
-			if !ok {
-				panic(r)
-			}
-			cfg, err = nil, nil
-			if e.code != 0 {
-				err = fmt.Errorf("parsing flags: exit %d", e.code)
-			}
-		}
-	}()
-	if _, err := parser.Parse(args); err != nil {
-		return nil, fmt.Errorf("parsing flags: %w", err)
+	if err != nil || kctx == nil {
+		return nil, err
 	}
 	return cfg, nil
-}
-
-// envResolver makes kong read the `env` of each flag through getenv rather
-// than the process environment, so run takes its environment as an argument.
-func envResolver(getenv func(string) string) kong.Resolver {
-	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
-		for _, name := range flag.Tag.Envs {
-			if v := strings.TrimSpace(getenv(name)); v != "" {
-				return v, nil
-			}
-		}
-		return nil, nil
-	})
 }
