@@ -88,6 +88,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.Close(context.WithoutCancel(ctx))
+	w.OnCommitted = func(topic string, n int) { p.metrics.recordsProduced.WithLabelValues(topic).Add(float64(n)) }
 
 	cp, haveCP, err := sink.ReadCheckpoint(ctx, p.kopts, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {

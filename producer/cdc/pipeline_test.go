@@ -2,6 +2,7 @@ package cdc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,7 @@ import (
 	"github.com/stockpipe/stock/internal/inventorydb"
 	"github.com/stockpipe/stock/internal/testenv"
 	"github.com/stockpipe/stock/producer/sink"
+	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/schemas"
 )
 
@@ -39,11 +41,12 @@ func ownDatabase(t *testing.T, name string) (url string, conn *pgx.Conn) {
 }
 
 type harness struct {
-	t      *testing.T
-	cfg    Config
-	conn   *pgx.Conn
-	cancel context.CancelFunc
-	done   chan error
+	t       *testing.T
+	metrics *Metrics
+	cfg     Config
+	conn    *pgx.Conn
+	cancel  context.CancelFunc
+	done    chan error
 }
 
 func newHarness(t *testing.T) *harness {
@@ -72,7 +75,10 @@ func (h *harness) start() {
 	if testing.Verbose() {
 		out = os.Stderr
 	}
-	p, err := New(h.cfg, slog.New(slog.NewJSONHandler(out, nil)), NewMetrics(prometheus.NewRegistry()))
+	if h.metrics == nil {
+		h.metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	p, err := New(h.cfg, slog.New(slog.NewJSONHandler(out, nil)), h.metrics)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -346,4 +352,77 @@ func TestPipelineOddTransactions(t *testing.T) {
 		}
 	})
 	h.stop()
+}
+
+func TestPipelineRefusesMismatchedPublicationAndSlot(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(h *harness)
+		want  error
+	}{
+		{"publication of other tables", func(h *harness) {
+			h.exec(`CREATE TABLE other (id int PRIMARY KEY)`)
+			h.exec(`CREATE PUBLICATION ` + h.cfg.Publication + ` FOR TABLE other`)
+		}, source.ErrPublicationMismatch},
+		{"slot of another plugin", func(h *harness) {
+			h.exec(`SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, h.cfg.Slot)
+		}, source.ErrSlotMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tc.setup(h)
+			p, err := New(h.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			err = p.Run(ctx)
+			if !errors.Is(err, tc.want) || !Permanent(err) {
+				t.Fatalf("Run = %v; want a permanent %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRecordsProducedAreCounted(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
+	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
+	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
+	reg := prometheus.NewRegistry()
+	h.metrics = NewMetrics(reg)
+	h.start()
+	defer h.stop()
+	produced := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "stock_producer_records_produced_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+			}
+		}
+		return got
+	}
+	h.eventually("snapshot counted", func() string {
+		if got := produced(); got[h.cfg.LevelsTopic] != 1 || got[h.cfg.ChangesTopic] != 1 {
+			return fmt.Sprintf("records produced %v", got)
+		}
+		return ""
+	})
+	h.exec(`SELECT stock_adjust('P1', 'W1', 1, 'count me', 'm')`)
+	h.eventually("adjust counted", func() string {
+		got := produced()
+		// Snapshot: 1 level + 1 read; the adjust: 1 level + 1 change.
+		if got[h.cfg.LevelsTopic] != 2 || got[h.cfg.ChangesTopic] != 2 {
+			return fmt.Sprintf("records produced %v", got)
+		}
+		return ""
+	})
 }

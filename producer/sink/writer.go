@@ -21,6 +21,12 @@ type Writer struct {
 	began           time.Time
 	firstErr        error
 	errs            chan error
+	// perTopic counts the open transaction's records, reported to
+	// OnCommitted once it commits.
+	perTopic map[string]int
+	// OnCommitted, when set, is told how many records each topic received
+	// in every committed transaction (checkpoints included).
+	OnCommitted func(topic string, records int)
 }
 
 // NewWriter creates the transactional client and fences previous instances
@@ -37,7 +43,7 @@ func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointT
 	if err != nil {
 		return nil, fmt.Errorf("creating transactional client: %w", err)
 	}
-	w := &Writer{cl: cl, checkpointTopic: checkpointTopic, slot: slot, errs: make(chan error, 1)}
+	w := &Writer{cl: cl, checkpointTopic: checkpointTopic, slot: slot, errs: make(chan error, 1), perTopic: make(map[string]int)}
 	if err := w.Begin(); err != nil {
 		cl.Close()
 		return nil, err
@@ -76,6 +82,7 @@ func (w *Writer) Begin() error {
 		return fmt.Errorf("beginning kafka transaction: %w", err)
 	}
 	w.inTx, w.records, w.began, w.firstErr = true, 0, time.Now(), nil
+	clear(w.perTopic)
 	return nil
 }
 
@@ -84,6 +91,7 @@ func (w *Writer) Begin() error {
 // for huge source transactions.
 func (w *Writer) Produce(r *kgo.Record) {
 	w.records++
+	w.perTopic[r.Topic]++
 	w.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 		if err != nil {
 			select {
@@ -125,6 +133,11 @@ func (w *Writer) commit(ctx context.Context) error {
 		defer cancel()
 		_ = w.cl.EndTransaction(actx, kgo.TryAbort)
 		return fmt.Errorf("committing kafka transaction: %w", err)
+	}
+	if w.OnCommitted != nil {
+		for topic, n := range w.perTopic {
+			w.OnCommitted(topic, n)
+		}
 	}
 	return nil
 }
