@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				return err
 			}
 			go trimLoop(gctx, store, cfg.ChangesRetain, cfg.TrimInterval, log)
+			go heartbeatLoop(gctx, store, cfg.Topic, log)
 			if err := consumer.Run(gctx); err != nil {
 				return fmt.Errorf("consuming: %w", err)
 			}
@@ -177,6 +178,30 @@ func ensureGeneration(ctx context.Context, cfg *config, store *stockstore.Store,
 }
 
 // trimLoop keeps the change index to its retained window until ctx ends.
+// heartbeatEvery is how often a consuming projector says it is alive; the
+// heartbeat lives three times as long, so one missed beat is not an outage.
+const heartbeatEvery = 5 * time.Second
+
+// heartbeatLoop tells readers (the query API's /readyz) that a projector
+// of topic is running, even while the source is quiet.
+func heartbeatLoop(ctx context.Context, store *stockstore.Store, topic string, log *slog.Logger) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := store.Heartbeat(hctx, topic, 3*heartbeatEvery)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("writing heartbeat", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func trimLoop(ctx context.Context, store *stockstore.Store, keep int, every time.Duration, log *slog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()

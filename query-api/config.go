@@ -11,6 +11,7 @@ import (
 
 	"github.com/stockpipe/stock/internal/flagenv"
 	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/query-api/api"
 )
 
 // config is the query API's whole configuration: flags, each with an
@@ -21,6 +22,7 @@ type config struct {
 	RedisAddr     string        `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address."`
 	RedisPassword string        `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
 	RedisPrefix   string        `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
+	LevelsTopic   string        `name:"levels-topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic the projector consumes, whose watermarks and heartbeat decide freshness and readiness."`
 	RedisTimeout  time.Duration `name:"redis-timeout" env:"STOCK_API_REDIS_TIMEOUT" default:"500ms" help:"Bound of the Redis reads of one request; past it the API answers 503."`
 	RedisPoolSize int           `name:"redis-pool-size" env:"STOCK_API_REDIS_POOL_SIZE" default:"0" help:"Redis connections (0: 10 per CPU)."`
 
@@ -104,7 +106,7 @@ func (c config) logAttrs() []any {
 		pw = "[redacted]"
 	}
 	return []any{
-		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix,
+		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix, "levels_topic", c.LevelsTopic,
 		"redis_timeout", c.RedisTimeout.String(), "redis_pool_size", c.RedisPoolSize,
 		"max_body_bytes", c.MaxBodyBytes, "shutdown_timeout", c.ShutdownTimeout.String(), "log_level", c.LogLevel,
 		"cache_max_age", c.CacheMaxAge.String(), "max_lag", c.MaxLag.String(), "public_cap", c.PublicCap,
@@ -126,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	kctx, err := flagenv.Parse(cfg, args, getenv, stdout,
 		kong.Name("query-api"),
 		kong.Description("Serves product stock from the Redis stock cache over HTTP."),
-		kong.Vars{"redis_prefix": stockstore.DefaultPrefix},
+		kong.Vars{"redis_prefix": stockstore.DefaultPrefix, "levels_topic": api.DefaultWatermarkTopic},
 	)
 	if err != nil || kctx == nil {
 		return nil, err

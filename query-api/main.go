@@ -53,19 +53,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	handler := api.NewServer(api.Deps{
-		Store:        store,
-		Log:          log,
-		Registerer:   reg,
-		Gatherer:     reg,
-		StoreTimeout: cfg.RedisTimeout,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		CacheMaxAge:  cfg.CacheMaxAge,
-		MaxLag:       cfg.MaxLag,
-		PublicCap:    cfg.PublicCap,
-		APIKeys:      cfg.APIKeys,
-		RateLimit:    cfg.RateLimit,
-		RateBurst:    cfg.RateBurst,
-		LogRequests:  cfg.LogRequests,
+		Store:          store,
+		Log:            log,
+		Registerer:     reg,
+		Gatherer:       reg,
+		StoreTimeout:   cfg.RedisTimeout,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		CacheMaxAge:    cfg.CacheMaxAge,
+		MaxLag:         cfg.MaxLag,
+		WatermarkTopic: cfg.LevelsTopic,
+		PublicCap:      cfg.PublicCap,
+		APIKeys:        cfg.APIKeys,
+		RateLimit:      cfg.RateLimit,
+		RateBurst:      cfg.RateBurst,
+		LogRequests:    cfg.LogRequests,
 	})
 
 	// Listen before serving so that a taken port fails the start.

@@ -152,7 +152,8 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	start(t, "projector",
 		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
 		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", freePort(t))
-	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":")
+	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
+		"--levels-topic", prefix+"stock.levels.v1")
 	// The producer starts last, as on a fresh system where the projector
 	// comes up before the topics exist.
 	start(t, "producer",
@@ -311,6 +312,24 @@ func TestWalkingSkeleton(t *testing.T) {
 		got := waitFor(t, p.api, id2, func(p product) bool { return p.OnHand == 140 })
 		if got.Available != 140 || got.Status != "IN_STOCK" {
 			t.Fatalf("new product = %+v", got)
+		}
+	})
+
+	t.Run("ready while the projector runs", func(t *testing.T) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			resp, err := http.Get(p.api + "/readyz")
+			if err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("/readyz = %d %s", resp.StatusCode, body)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 

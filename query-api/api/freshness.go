@@ -117,6 +117,20 @@ func (s *server) readyz(c echo.Context) error {
 		return e
 	}
 	checks["redis"] = "ok"
+	if s.MaxLag > 0 {
+		// Watermarks cannot tell a dead projector from a quiet source; the
+		// projector's heartbeat can.
+		at, alive, err := s.Store.LastHeartbeat(ctx, s.WatermarkTopic)
+		switch {
+		case err != nil:
+			checks["projector"] = "unreadable"
+		case !alive:
+			checks["projector"] = "no heartbeat: no projector is running"
+		default:
+			checks["projector"] = "ok"
+			details["projector_heartbeat_at"] = at.Format(time.RFC3339Nano)
+		}
+	}
 	marks, err := s.Store.Watermarks(ctx, s.WatermarkTopic)
 	if err != nil {
 		checks["projection"] = "unreadable"
@@ -149,6 +163,9 @@ func (s *server) readyz(c echo.Context) error {
 		w := lowWatermark(marks)
 		details["watermark"] = w.commitTime.UTC().Format(time.RFC3339Nano)
 		details["watermark_position"] = w.position.String()
+	}
+	if p := checks["projector"]; p != "" && p != "ok" {
+		return newError(http.StatusServiceUnavailable, codeNotReady, details, "not ready: projector %s", p)
 	}
 	if p := checks["projection"]; p != "ok" && p != "not checked" {
 		e := newError(http.StatusServiceUnavailable, codeNotReady, details, "not ready: projection %s", p)

@@ -40,6 +40,10 @@ func (m memStore) GetManyJSON(_ context.Context, ids []string) ([]json.RawMessag
 
 func (memStore) Ping(context.Context) error { return nil }
 
+func (memStore) LastHeartbeat(context.Context, string) (time.Time, bool, error) {
+	return time.Now(), true, nil
+}
+
 func (memStore) Watermarks(context.Context, string) ([]stockstore.Watermark, error) {
 	return []stockstore.Watermark{{Partition: 0, Position: position.Position{LSN: 1, Index: 1}}}, nil
 }

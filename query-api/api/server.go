@@ -32,6 +32,8 @@ type Store interface {
 	GetJSON(ctx context.Context, id string) (json.RawMessage, error)
 	GetManyJSON(ctx context.Context, ids []string) (docs []json.RawMessage, notFound []string, err error)
 	Watermarks(ctx context.Context, topic string) ([]stockstore.Watermark, error)
+	// LastHeartbeat says whether a projector of topic is alive.
+	LastHeartbeat(ctx context.Context, topic string) (at time.Time, ok bool, err error)
 	Ping(ctx context.Context) error
 
 	// LowStock pages the products low or out of stock in a warehouse.

@@ -229,19 +229,28 @@ func TestReadiness(t *testing.T) {
 		name       string
 		maxLag     time.Duration
 		marks      []stockstore.Watermark
+		alive      bool // a projector heartbeat is present
 		status     int
 		projection string
+		projector  string
 	}{
-		{"lag not checked", 0, nil, 200, "not checked"},
-		{"nothing applied yet", time.Minute, nil, 503, "no watermark: the projector has applied nothing yet"},
+		{"lag not checked", 0, nil, false, 200, "not checked", ""},
+		{"nothing applied yet", time.Minute, nil, true, 503, "no watermark: the projector has applied nothing yet", "ok"},
 		{"applied promptly, source idle since", time.Minute,
-			[]stockstore.Watermark{mark(0, now.Add(-time.Hour), now.Add(-time.Hour+time.Second)), mark(1, now, now)}, 200, "ok"},
+			[]stockstore.Watermark{mark(0, now.Add(-time.Hour), now.Add(-time.Hour+time.Second)), mark(1, now, now)}, true, 200, "ok", "ok"},
 		{"one partition catching up", time.Minute,
-			[]stockstore.Watermark{mark(0, now.Add(-10*time.Minute), now), mark(1, now, now)}, 503, "lagging"},
+			[]stockstore.Watermark{mark(0, now.Add(-10*time.Minute), now), mark(1, now, now)}, true, 503, "lagging", "ok"},
+		{"projector gone, source idle", time.Minute,
+			[]stockstore.Watermark{mark(0, now.Add(-time.Hour), now.Add(-time.Hour+time.Second))}, false, 503, "ok", "no heartbeat: no projector is running"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, st := newAPIWith(t, api.Deps{MaxLag: tt.maxLag})
+			if tt.alive {
+				if err := st.Heartbeat(context.Background(), "stock.levels.v1", time.Minute); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if len(tt.marks) > 0 {
 				if _, err := st.Apply(context.Background(), nil, tt.marks...); err != nil {
 					t.Fatal(err)
@@ -267,8 +276,8 @@ func TestReadiness(t *testing.T) {
 				checkError(t, res, body, "not_ready")
 				got = checks.Error.Details.Checks
 			}
-			if got["redis"] != "ok" || got["projection"] != tt.projection {
-				t.Errorf("checks %v, want redis ok and projection %q", got, tt.projection)
+			if got["redis"] != "ok" || got["projection"] != tt.projection || got["projector"] != tt.projector {
+				t.Errorf("checks %v, want redis ok, projection %q and projector %q", got, tt.projection, tt.projector)
 			}
 		})
 	}
