@@ -122,7 +122,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	h := &handler{p: p, st: st, w: w, dirty: make(map[string]*dirtyProduct)}
 	var start uint64
-	if haveCP && cp.SnapshotDone && slot != nil {
+	if slot != nil && slot.Lost {
+		// PostgreSQL dropped WAL this slot still needed: the changes in it
+		// are gone from the source, and only a new snapshot can bring Kafka
+		// back in line. Say so loudly; the snapshot repairs every product.
+		p.log.Error("replication slot lost its WAL (max_slot_wal_keep_size); taking a new snapshot to repair", "slot", cfg.Slot)
+	}
+	if haveCP && cp.SnapshotDone && slot != nil && !slot.Lost {
 		start = slot.ConfirmedFlush
 		h.skipThrough = cp.CommitLSN
 		h.snapshotLSN = cp.SnapshotLSN

@@ -166,6 +166,12 @@ func Specs(levels, changes, alerts, checkpoints string, partitions int32, rf int
 			"cleanup.policy": "compact", "min.insync.replicas": isr,
 			// Keep tombstones long enough for a slow replay to see deletions.
 			"delete.retention.ms": "86400000",
+			// Only closed segments are compacted: roll them hourly or at
+			// 64 MiB (not the default 1 GiB / 7 days) so that a replay from
+			// offset 0, which rebuilds producer state and the cache, reads
+			// about one record per product rather than the whole history.
+			"segment.ms":    "3600000",
+			"segment.bytes": "67108864",
 		}},
 		{Name: changes, Partitions: partitions, ReplicationFactor: rf, Configs: map[string]string{
 			"cleanup.policy": "delete", "min.insync.replicas": isr, "retention.ms": ret,

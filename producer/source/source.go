@@ -104,19 +104,23 @@ type Slot struct {
 	Database       string
 	ConfirmedFlush uint64
 	Active         bool
+	// Lost is true when PostgreSQL removed WAL the slot still needed
+	// (max_slot_wal_keep_size): it can never be read again.
+	Lost bool
 }
 
 // LookupSlot returns the slot, or nil when it does not exist. A slot of the
 // wrong kind, plugin or database is an ErrSlotMismatch.
 func LookupSlot(ctx context.Context, conn *pgx.Conn, name string) (*Slot, error) {
 	var s Slot
-	var slotType string
+	var slotType, walStatus string
 	var confirmed *string
 	err := conn.QueryRow(ctx, `
 		SELECT slot_name, COALESCE(plugin, ''), slot_type, COALESCE(database::text, ''),
-		       confirmed_flush_lsn::text, active
+		       confirmed_flush_lsn::text, active, COALESCE(wal_status, '')
 		FROM pg_replication_slots WHERE slot_name = $1`, name).
-		Scan(&s.Name, &s.Plugin, &slotType, &s.Database, &confirmed, &s.Active)
+		Scan(&s.Name, &s.Plugin, &slotType, &s.Database, &confirmed, &s.Active, &walStatus)
+	s.Lost = walStatus == "lost"
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
