@@ -82,12 +82,14 @@ type simulateCmd struct {
 	ZipfS          float64       `name:"zipf-s" env:"STOCK_SIM_ZIPF_S" default:"1.1" help:"Product skew (> 1; higher is hotter)."`
 	ReservationTTL time.Duration `env:"STOCK_SIM_RESERVATION_TTL" default:"15m" help:"TTL of reservations that will be resolved."`
 	Seed           uint64        `env:"STOCK_SIM_SEED" default:"0" help:"Random seed; 0 picks one."`
+	TxMaxCalls     int           `name:"tx-max-calls" env:"STOCK_SIM_TX_MAX_CALLS" default:"1" help:"Write calls per source transaction, drawn from 1..N (1: each call its own transaction)."`
 }
 
 func (c *simulateCmd) config() simulate.Config {
 	return simulate.Config{
 		Rate: c.Rate, Duration: c.Duration, Products: c.Products, Warehouses: c.Warehouses,
 		Workers: c.Workers, ZipfS: c.ZipfS, ReservationTTL: c.ReservationTTL, Seed: c.Seed,
+		TxMaxCalls: c.TxMaxCalls,
 	}
 }
 

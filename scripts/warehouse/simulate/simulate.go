@@ -41,6 +41,16 @@ type Config struct {
 	// released; 0 means 8s.
 	HoldMax time.Duration
 	Seed    uint64 // 0 picks one from the clock
+	// TxMaxCalls groups write calls into source transactions of 1 to
+	// TxMaxCalls calls (uniformly drawn), as a warehouse service batching its
+	// writes does; each call runs under a savepoint, so a refusal undoes it
+	// alone. 0 or 1 makes every call its own transaction. Rate still counts
+	// calls. Grouping needs a Querier that also begins transactions (a pool).
+	TxMaxCalls int
+	// OnWrite, when set, hears of every successful write call once its
+	// transaction has committed (expiry sweeps excepted), on the worker's
+	// goroutine: it must not block.
+	OnWrite func(Write)
 }
 
 func (c *Config) setDefaults() {
@@ -83,6 +93,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("warehouses must be in 2..%d (transfers need two), got %d",
 			inventorydb.MaxSeedWarehouses, c.Warehouses))
 	}
+	if c.TxMaxCalls < 0 {
+		errs = append(errs, fmt.Errorf("tx-max-calls must be >= 0, got %d", c.TxMaxCalls))
+	}
 	if c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("workers must be >= 0, got %d", c.Workers))
 	}
@@ -107,11 +120,12 @@ const opTimeout = 5 * time.Second
 // Simulator generates the load. The Querier must be safe for concurrent use
 // (a *pgxpool.Pool).
 type Simulator struct {
-	cfg   Config
-	db    inventorydb.Querier
-	log   *slog.Logger
-	runID string
-	hot   []int // product index by Zipf rank: hot products spread over the range
+	cfg      Config
+	db       inventorydb.Querier
+	beginner inventorydb.Beginner // db, when it begins transactions; needed by TxMaxCalls > 1
+	log      *slog.Logger
+	runID    string
+	hot      []int // product index by Zipf rank: hot products spread over the range
 
 	seq     atomic.Int64
 	stats   stats
@@ -124,12 +138,17 @@ func New(cfg Config, db inventorydb.Querier, log *slog.Logger) (*Simulator, erro
 		return nil, fmt.Errorf("validating simulate config: %w", err)
 	}
 	cfg.setDefaults()
+	beginner, _ := db.(inventorydb.Beginner)
+	if cfg.TxMaxCalls > 1 && beginner == nil {
+		return nil, errors.New("validating simulate config: tx-max-calls > 1 needs a database handle that begins transactions")
+	}
 	// A fixed seed: the same products are best sellers in every run.
 	bestSellers := rand.New(rand.NewPCG(0x5eed, 0x5eed))
 	return &Simulator{
-		cfg: cfg,
-		db:  db,
-		log: log,
+		cfg:      cfg,
+		db:       db,
+		beginner: beginner,
+		log:      log,
 		// Not from the seed: two runs with the same --seed must still not
 		// reuse reservation ids.
 		runID: fmt.Sprintf("%08x", rand.Uint32()),
@@ -139,6 +158,10 @@ func New(cfg Config, db inventorydb.Querier, log *slog.Logger) (*Simulator, erro
 
 // Totals returns what the run has done so far, by kind.
 func (s *Simulator) Totals() map[string]Counts { return s.stats.snapshot() }
+
+// Behind returns how many calls the pace could not place so far because no
+// worker was free: the source database was saturated.
+func (s *Simulator) Behind() int64 { return s.stats.behind() }
 
 // Run paces write calls until the context ends or the configured duration
 // passes, then lets in-flight calls finish and logs the totals. It returns
@@ -151,7 +174,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 	s.log.Info("simulating warehouse load", "run_id", s.runID, "rate", s.cfg.Rate,
 		"workers", s.cfg.Workers, "products", s.cfg.Products, "warehouses", s.cfg.Warehouses,
-		"duration", s.cfg.Duration.String(), "seed", s.cfg.Seed)
+		"duration", s.cfg.Duration.String(), "tx_max_calls", max(s.cfg.TxMaxCalls, 1), "seed", s.cfg.Seed)
 	start := time.Now()
 
 	// About 100 ms of calls (at least one per worker): a tick no worker is
@@ -178,6 +201,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 	s.log.Info("simulation stopped", "elapsed_s", round(elapsed.Seconds()), "calls", calls,
 		"calls_per_s", round(float64(calls)/elapsed.Seconds()), "behind", s.stats.behind(),
+		"grouped_txs", s.stats.txs(), "grouped_txs_failed", s.stats.txsFailed(),
 		"open_reservations", s.pending.len(), countsAttr(total))
 	return err
 }
@@ -215,9 +239,52 @@ func (s *Simulator) work(ctx context.Context, ticks <-chan struct{}, seed uint64
 		if ctx.Err() != nil {
 			return // ticks still buffered after the stop are not work
 		}
+		n := 1
+		if s.cfg.TxMaxCalls > 1 {
+			n = 1 + rng.IntN(s.cfg.TxMaxCalls)
+			n = 1 + gather(ctx, ticks, n-1)
+		}
 		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
-		s.step(opCtx, rng, zipf)
+		if n == 1 {
+			s.step(opCtx, rng, zipf)
+		} else {
+			calls := make([]call, n)
+			for i := range calls {
+				calls[i] = s.draw(rng, zipf)
+			}
+			s.group(opCtx, calls)
+		}
 		cancel()
+	}
+}
+
+// gatherWait bounds how long a worker waits for the further ticks of a
+// grouped transaction; at low rates transactions come out smaller instead
+// of the pace stalling.
+const gatherWait = 20 * time.Millisecond
+
+// gather takes up to n more ticks, waiting at most gatherWait, and returns
+// how many it took.
+func gather(ctx context.Context, ticks <-chan struct{}, n int) int {
+	if n <= 0 {
+		return 0
+	}
+	timer := time.NewTimer(gatherWait)
+	defer timer.Stop()
+	for got := 0; ; got++ {
+		if got == n {
+			return got
+		}
+		select {
+		case _, ok := <-ticks:
+			if !ok {
+				return got
+			}
+		case <-timer.C:
+			return got
+		case <-ctx.Done():
+			return got
+		}
 	}
 }
 
@@ -277,9 +344,10 @@ type pending struct {
 }
 
 type hold struct {
-	id     string
-	due    time.Time
-	commit bool
+	id                 string
+	product, warehouse string // the row it holds stock of
+	due                time.Time
+	commit             bool
 }
 
 func (p *pending) push(h hold) {

@@ -21,6 +21,8 @@ type stats struct {
 	by      map[string]Counts
 	behindN int64
 	lastErr string
+	txN     int64 // grouped transactions committed
+	txFailN int64 // grouped transactions that failed as a whole
 }
 
 // record counts one call's outcome. Refusals are the business saying no and
@@ -53,6 +55,33 @@ func (s *stats) addOK(kind string, n int64) {
 	c := s.by[kind]
 	c.OK += n
 	s.by[kind] = c
+}
+
+// failTx counts a grouped transaction that failed as a whole (its calls
+// were already counted one by one).
+func (s *stats) failTx(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.txFailN++
+	s.lastErr = "grouped transaction: " + err.Error()
+}
+
+func (s *stats) addTx() {
+	s.mu.Lock()
+	s.txN++
+	s.mu.Unlock()
+}
+
+func (s *stats) txs() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txN
+}
+
+func (s *stats) txsFailed() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txFailN
 }
 
 func (s *stats) addBehind() {
