@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/producer/change"
@@ -28,8 +29,9 @@ type dirtyProduct struct {
 // commitTimeout bounds one Kafka transaction commit (flush included).
 const commitTimeout = 30 * time.Second
 
-// handler turns the stream into Kafka transactions. It runs on the
-// stream's goroutine only.
+// handler turns the stream into batches of records for the committer (and
+// writes the initial snapshot through the writer itself, before streaming
+// starts). It runs on the stream's goroutine only.
 type handler struct {
 	p      *Pipeline
 	st     *state.Store
@@ -43,10 +45,57 @@ type handler struct {
 
 	dirty   map[string]*dirtyProduct
 	inSrcTx bool
-	// batch: source transactions written in the open Kafka transaction.
-	last       change.Tx
-	batchTxs   []time.Time // commit times, for the commit-to-Kafka latency
-	pendingEnd uint64      // end LSN to confirm once the batch commits
+	// cur accumulates the next batch for the committer; began is when its
+	// first record or LSN arrived (the batch's age for the linger).
+	cur   *batch
+	began time.Time
+	com   *committer
+}
+
+// add appends a record to the batch in hand. A single source transaction
+// too large to hold in memory is handed over in parts: they go into the
+// open Kafka transaction, committed at the source commit.
+func (h *handler) add(ctx context.Context, r *kgo.Record) error {
+	if h.cur.empty() {
+		h.began = time.Now()
+	}
+	h.cur.records = append(h.cur.records, r)
+	if len(h.cur.records) >= h.holdLimit() && h.inSrcTx {
+		return h.handoff(ctx, false, true)
+	}
+	return nil
+}
+
+// holdLimit is how many records the handler holds before it waits for the
+// committer, bounding memory when Kafka is slower than the stream.
+func (h *handler) holdLimit() int { return max(4*h.p.cfg.BatchMaxRecords, 10_000) }
+
+// handoff gives the batch in hand to the committer. Without wait it gives
+// up when the committer is busy, and the batch goes on growing.
+func (h *handler) handoff(ctx context.Context, final, wait bool) error {
+	if err := h.com.failed(); err != nil {
+		return err
+	}
+	b := h.cur
+	b.final = final
+	if wait {
+		select {
+		case h.com.in <- b:
+		case <-h.com.done:
+			return h.com.failed()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	} else {
+		select {
+		case h.com.in <- b:
+		default:
+			return nil
+		}
+	}
+	h.cur = &batch{}
+	h.p.metrics.setState(h.st.Rows(), h.st.Products())
+	return nil
 }
 
 func (h *handler) touch(productID string, pos position.Position, kind string) {
@@ -67,9 +116,6 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 		return nil
 	}
 	h.inSrcTx = true
-	if err := h.w.Begin(); err != nil {
-		return err
-	}
 	h.p.metrics.changesRead.Inc()
 	txID := int64(tx.Xid)
 	switch c.Op {
@@ -83,7 +129,9 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 				if err != nil {
 					return err
 				}
-				h.w.Produce(rec)
+				if err := h.add(ctx, rec); err != nil {
+					return err
+				}
 			}
 			h.st.SetProduct(id, nil)
 		}
@@ -94,13 +142,13 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 		if before == nil {
 			h.p.log.Warn("delete of a row the state did not hold", "product_id", c.Key.ProductID, "warehouse_id", c.Key.WarehouseID, "position", c.Position.String())
 		}
-		return h.emitChange(change.OpDelete, c.Key, before, nil, c.Position, txID, tx.CommitTime)
+		return h.emitChange(ctx, change.OpDelete, c.Key, before, nil, c.Position, txID, tx.CommitTime)
 	default:
 		if c.OldKey != nil {
 			// The primary key changed: the row left its old key.
 			h.touch(c.OldKey.ProductID, c.Position, c.After.LastChangeKind)
 			before := h.st.Delete(*c.OldKey)
-			if err := h.emitChange(change.OpDelete, *c.OldKey, before, nil, c.Position, txID, tx.CommitTime); err != nil {
+			if err := h.emitChange(ctx, change.OpDelete, *c.OldKey, before, nil, c.Position, txID, tx.CommitTime); err != nil {
 				return err
 			}
 		}
@@ -110,7 +158,7 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 		if c.OldKey != nil {
 			op = change.OpInsert
 		}
-		return h.emitChange(op, c.Key, before, c.After, c.Position, txID, tx.CommitTime)
+		return h.emitChange(ctx, op, c.Key, before, c.After, c.Position, txID, tx.CommitTime)
 	}
 }
 
@@ -134,9 +182,6 @@ func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) 
 		}
 	}
 	h.inSrcTx = true
-	if err := h.w.Begin(); err != nil {
-		return err
-	}
 	n := 0
 	mark := func(id string) {
 		if len(h.st.ProductRows(id)) > 0 {
@@ -155,27 +200,29 @@ func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) 
 	return nil
 }
 
-func (h *handler) emitChange(op change.Op, k change.Key, before, after *change.Row, pos position.Position, txID int64, at time.Time) error {
+func (h *handler) emitChange(ctx context.Context, op change.Op, k change.Key, before, after *change.Row, pos position.Position, txID int64, at time.Time) error {
 	rec, err := h.p.build.change(op, k, before, after, pos, txID, at)
 	if err != nil {
 		return err
 	}
-	h.w.Produce(rec)
-	return nil
+	return h.add(ctx, rec)
 }
 
 // Commit writes the levels (and alerts) of every product the transaction
-// touched, then commits the Kafka transaction when the batch is full.
+// touched, and hands the batch to the committer once it is full or old
+// enough, if the committer is free; otherwise the batch goes on growing.
 func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
-	h.inSrcTx = false
+	if err := h.com.failed(); err != nil {
+		return err
+	}
 	if tx.CommitLSN <= h.skipThrough || len(h.dirty) == 0 {
 		// Already in Kafka, or nothing of ours (a heartbeat): confirmable
-		// as soon as everything before it is.
-		if h.w.InTx() {
-			h.pendingEnd = max(h.pendingEnd, tx.EndLSN)
-		} else {
-			h.stream.Ack(tx.EndLSN)
+		// once everything before it is, so it rides with the batch.
+		h.inSrcTx = false
+		if h.cur.empty() {
+			h.began = time.Now()
 		}
+		h.cur.ackLSN = max(h.cur.ackLSN, tx.EndLSN)
 		return nil
 	}
 	txID := int64(tx.Xid)
@@ -185,73 +232,72 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 		if err != nil {
 			return err
 		}
-		h.w.Produce(rec)
+		if err := h.add(ctx, rec); err != nil {
+			return err
+		}
 		for _, a := range state.Alerts(d.before, next) {
 			rec, err := h.p.build.alert(&a)
 			if err != nil {
 				return err
 			}
-			h.w.Produce(rec)
+			if err := h.add(ctx, rec); err != nil {
+				return err
+			}
 		}
 		delete(h.dirty, id)
 	}
-	h.last = tx
-	h.pendingEnd = tx.EndLSN
-	h.batchTxs = append(h.batchTxs, tx.CommitTime)
-	if h.w.Pending() >= h.p.cfg.BatchMaxRecords || h.w.Age() >= h.p.cfg.BatchLinger {
-		return h.flush(ctx)
+	h.inSrcTx = false
+	h.cur.commits = true
+	h.cur.checkpoint = sink.Checkpoint{CommitLSN: tx.CommitLSN, EndLSN: tx.EndLSN, SnapshotDone: true, SnapshotLSN: h.snapshotLSN}
+	h.cur.ackLSN = tx.EndLSN
+	h.cur.commitTimes = append(h.cur.commitTimes, tx.CommitTime)
+	switch {
+	case len(h.cur.records) >= h.holdLimit():
+		return h.handoff(ctx, true, true)
+	case len(h.cur.records) >= h.p.cfg.BatchMaxRecords || time.Since(h.began) >= h.p.cfg.BatchLinger:
+		return h.handoff(ctx, true, false)
 	}
 	return nil
 }
 
-// Idle commits the open batch unless a source transaction is half read.
+// Idle hands over the batch in hand unless a source transaction is half
+// read.
 func (h *handler) Idle(ctx context.Context) error {
-	if h.w.InTx() && !h.inSrcTx {
-		return h.flush(ctx)
-	}
-	return nil
-}
-
-func (h *handler) flush(ctx context.Context) error {
-	if !h.w.InTx() {
-		return nil
-	}
-	start := time.Now()
-	// A commit under way finishes even when shutdown is signalled: the
-	// stream stops at its next message and shutdown confirms what
-	// committed. A timeout, not the signal, bounds it.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
-	defer cancel()
-	err := h.w.Commit(cctx, sink.Checkpoint{CommitLSN: h.last.CommitLSN, EndLSN: h.last.EndLSN, SnapshotDone: true, SnapshotLSN: h.snapshotLSN})
-	if err != nil {
+	if err := h.com.failed(); err != nil {
 		return err
 	}
-	now := time.Now()
-	m := h.p.metrics
-	m.kafkaCommit.Observe(now.Sub(start).Seconds())
-	m.kafkaTxns.Inc()
-	m.sourceTxns.Add(float64(len(h.batchTxs)))
-	for _, ct := range h.batchTxs {
-		m.commitLatency.Observe(now.Sub(ct).Seconds())
+	if !h.inSrcTx && !h.cur.empty() {
+		return h.handoff(ctx, true, false)
 	}
-	h.batchTxs = h.batchTxs[:0]
-	m.setState(h.st.Rows(), h.st.Products())
-	h.skipThrough = h.last.CommitLSN
-	h.stream.Ack(h.pendingEnd)
 	return nil
 }
 
-// shutdown commits what is complete and confirms it, under a fresh context.
+// shutdown hands over what is complete, waits for the committer to commit
+// it and confirms the LSN, under a fresh context.
 func (h *handler) shutdown(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.p.cfg.ShutdownTimeout)
 	defer cancel()
+	// However this ends, the committer's input closes so it stops.
+	defer h.com.close()
 	if h.inSrcTx {
-		// Half a source transaction must not reach Kafka; the slot resends it.
+		// Half a source transaction must not reach Kafka; the slot resends
+		// it. Closing the committer's input aborts its open transaction.
 		h.p.log.Info("shutdown: aborting a partly read source transaction")
 		return nil
 	}
-	if err := h.flush(sctx); err != nil {
-		return fmt.Errorf("flushing on shutdown: %w", err)
+	if !h.cur.empty() {
+		if err := h.handoff(sctx, true, true); err != nil {
+			return fmt.Errorf("flushing on shutdown: %w", err)
+		}
+	}
+	h.com.close()
+	select {
+	case <-h.com.done:
+		if h.com.err != nil {
+			return fmt.Errorf("flushing on shutdown: %w", h.com.err)
+		}
+	case <-sctx.Done():
+		return fmt.Errorf("flushing on shutdown: %w", sctx.Err())
 	}
 	if err := h.stream.SendStatus(sctx); err != nil {
 		return err
@@ -285,9 +331,11 @@ func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.Crea
 		h.w.Produce(rec)
 		for i := range rows {
 			r := &rows[i]
-			if err := h.emitChange(change.OpRead, change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, nil, r, pos, 0, at); err != nil {
+			rec, err := h.p.build.change(change.OpRead, change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, nil, r, pos, 0, at)
+			if err != nil {
 				return err
 			}
+			h.w.Produce(rec)
 		}
 		if products++; products%cfg.SnapshotChunk == 0 {
 			if err := h.w.Commit(ctx, checkpoint); err != nil {

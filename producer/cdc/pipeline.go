@@ -159,13 +159,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		StatusInterval: cfg.StatusInterval, IdleInterval: max(cfg.BatchLinger, time.Millisecond),
 	}, p.log)
 	h.stream = stream
+	h.cur = &batch{}
+	h.com = newCommitter(w, stream, p.metrics)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(h.com.run)
 	g.Go(func() error {
 		err := stream.Run(gctx, start, h)
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return h.shutdown(ctx)
 		}
+		// Stop the committer; a transaction it left open is aborted when
+		// the writer closes.
+		h.com.close()
 		return err
 	})
 	g.Go(func() error { return p.heartbeat(gctx, stream) })

@@ -1,0 +1,116 @@
+package cdc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/producer/sink"
+	"github.com/stockpipe/stock/producer/source"
+)
+
+// batch is what the stream handler hands the committer: encoded records of
+// whole source transactions (final) or the first part of one too large to
+// hold (not final: produced into the open Kafka transaction, committed with
+// a later batch).
+type batch struct {
+	records []*kgo.Record
+	final   bool
+	// commits is false for a batch that only carries an LSN to confirm
+	// (transactions with nothing for Kafka, such as heartbeats).
+	commits     bool
+	checkpoint  sink.Checkpoint
+	ackLSN      uint64
+	commitTimes []time.Time // of the source transactions, for latency
+}
+
+func (b *batch) empty() bool { return len(b.records) == 0 && b.ackLSN == 0 }
+
+// committer owns the Kafka writer while streaming: it writes and commits
+// batches one after another, in order, and confirms each batch's LSN once
+// Kafka committed it. Running beside the stream handler, it lets the
+// handler go on reading the slot while a commit is under way; the handler's
+// next batch grows meanwhile, so batches are large exactly when the stream
+// is behind.
+type committer struct {
+	w      *sink.Writer
+	stream *source.Stream
+	m      *Metrics
+	// in is unbuffered: a handoff succeeds only when the committer is
+	// idle, which is what lets the handler keep accumulating otherwise.
+	in        chan *batch
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error // set before done is closed
+}
+
+// close ends the committer's input: it finishes what it was given and stops.
+func (c *committer) close() { c.closeOnce.Do(func() { close(c.in) }) }
+
+func newCommitter(w *sink.Writer, stream *source.Stream, m *Metrics) *committer {
+	return &committer{w: w, stream: stream, m: m, in: make(chan *batch), done: make(chan struct{})}
+}
+
+// run commits batches until in is closed (the handler stopped) or a commit
+// fails. It does not watch a context: a shutdown hands it the last batch
+// and closes in, and a commit under way is bounded by commitTimeout.
+func (c *committer) run() error {
+	defer close(c.done)
+	for b := range c.in {
+		if err := c.write(b); err != nil {
+			c.err = err
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *committer) write(b *batch) error {
+	if len(b.records) > 0 {
+		if err := c.w.Begin(); err != nil {
+			return err
+		}
+		for _, r := range b.records {
+			c.w.Produce(r)
+		}
+	}
+	if !b.final {
+		return nil
+	}
+	if b.commits {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		err := c.w.Commit(ctx, b.checkpoint)
+		cancel()
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		c.m.kafkaCommit.Observe(now.Sub(start).Seconds())
+		c.m.kafkaTxns.Inc()
+		c.m.sourceTxns.Add(float64(len(b.commitTimes)))
+		for _, ct := range b.commitTimes {
+			c.m.commitLatency.Observe(now.Sub(ct).Seconds())
+		}
+	}
+	if b.ackLSN > 0 {
+		c.stream.Ack(b.ackLSN)
+	}
+	return nil
+}
+
+// failed returns the committer's error once it stopped, else nil.
+func (c *committer) failed() error {
+	select {
+	case <-c.done:
+		if c.err != nil {
+			return c.err
+		}
+		return fmt.Errorf("kafka committer stopped")
+	default:
+		return nil
+	}
+}
