@@ -17,9 +17,6 @@ type Writer struct {
 	checkpointTopic string
 	slot            string
 	inTx            bool
-	records         int
-	began           time.Time
-	firstErr        error
 	errs            chan error
 	// perTopic counts the open transaction's records, reported to
 	// OnCommitted once it commits.
@@ -56,23 +53,6 @@ func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointT
 	return w, nil
 }
 
-// Client is the underlying client (for metrics hooks and admin calls).
-func (w *Writer) Client() *kgo.Client { return w.cl }
-
-// InTx reports whether a transaction is open.
-func (w *Writer) InTx() bool { return w.inTx }
-
-// Pending is the number of records produced in the open transaction.
-func (w *Writer) Pending() int { return w.records }
-
-// Age is how long the open transaction has been open.
-func (w *Writer) Age() time.Duration {
-	if !w.inTx {
-		return 0
-	}
-	return time.Since(w.began)
-}
-
 // Begin opens a transaction.
 func (w *Writer) Begin() error {
 	if w.inTx {
@@ -81,7 +61,7 @@ func (w *Writer) Begin() error {
 	if err := w.cl.BeginTransaction(); err != nil {
 		return fmt.Errorf("beginning kafka transaction: %w", err)
 	}
-	w.inTx, w.records, w.began, w.firstErr = true, 0, time.Now(), nil
+	w.inTx = true
 	clear(w.perTopic)
 	return nil
 }
@@ -90,7 +70,6 @@ func (w *Writer) Begin() error {
 // Commit. It blocks when the client's buffer is full, which bounds memory
 // for huge source transactions.
 func (w *Writer) Produce(r *kgo.Record) {
-	w.records++
 	w.perTopic[r.Topic]++
 	w.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
 		if err != nil {
