@@ -36,6 +36,7 @@ type config struct {
 	DeadLetterTopic string        `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of undecodable records (default: the topic followed by .dlq)."`
 	ChangesRetain   int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
 	TrimInterval    time.Duration `name:"trim-interval" env:"STOCK_PROJECTOR_TRIM_INTERVAL" default:"10s" help:"How often the change index is trimmed."`
+	CacheCheck      time.Duration `name:"cache-check-interval" env:"STOCK_PROJECTOR_CACHE_CHECK_INTERVAL" default:"5s" help:"How often a quiet projector checks that Redis still holds the cache (a write finds out at once); a lost cache is rebuilt from the topic."`
 
 	MetricsAddr string `name:"metrics-addr" env:"STOCK_PROJECTOR_METRICS_ADDR" default:"127.0.0.1:9102" help:"Address of the /metrics endpoint (empty: none)."`
 	LogLevel    string `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
@@ -117,12 +118,23 @@ func (c config) Validate() error {
 	if c.ChangesRetain < 1 || c.TrimInterval <= 0 {
 		errs = append(errs, errors.New("changes retain and trim interval must be positive"))
 	}
-	if rc, err := c.rebuild(); err != nil {
+	if gc, err := c.guard(); err != nil {
 		errs = append(errs, err)
-	} else if err := rc.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("rebuild: %w", err))
+	} else if err := gc.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// guard is the configuration of the lost-cache guard, whose rebuild is the
+// rebuild command's (flags of "projector rebuild" at their defaults when
+// running).
+func (c config) guard() (consume.GuardConfig, error) {
+	gc := consume.DefaultGuardConfig()
+	gc.Every = c.CacheCheck
+	rc, err := c.rebuild()
+	gc.Rebuild = rc
+	return gc, err
 }
 
 func (c config) consume() consume.Config {
@@ -169,7 +181,7 @@ func (c config) logAttrs() []any {
 		"batch_size", c.BatchSize, "linger", c.Linger.String(), "apply_timeout", c.ApplyTimeout.String(),
 		"drain_timeout", c.DrainTimeout.String(), "metrics_addr", c.MetricsAddr, "log_level", c.LogLevel,
 		"dead_letter_topic", c.deadLetterTopic(), "changes_retain", c.ChangesRetain, "trim_interval", c.TrimInterval.String(),
-		"command", c.command,
+		"cache_check_interval", c.CacheCheck.String(), "command", c.command,
 	}
 }
 

@@ -72,16 +72,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 	default:
-		consumer, err := consume.New(cfg.consume(), store, log, reg)
+		// The consumer writes only into an active generation: after a loss
+		// its batches wait for the guard's rebuild.
+		consumer, err := consume.New(cfg.consume(), store.RequireGeneration(), log, reg)
+		if err != nil {
+			return err
+		}
+		gc, err := cfg.guard()
+		if err != nil {
+			return err
+		}
+		guard, err := consume.NewGuard(gc, store, log, reg)
 		if err != nil {
 			return err
 		}
 		job = func(gctx context.Context) error {
-			if err := ensureGeneration(gctx, cfg, store, log, reg); err != nil {
+			if err := ensureGeneration(gctx, cfg, store, log); err != nil {
 				return err
 			}
 			go trimLoop(gctx, store, cfg.ChangesRetain, cfg.TrimInterval, log)
 			go heartbeatLoop(gctx, store, cfg.Topic, log)
+			guardDone := make(chan struct{})
+			defer func() { <-guardDone }()
+			guardCtx, stopGuard := context.WithCancel(gctx)
+			defer stopGuard() // runs first: a consumer that failed stops the guard
+			go func() {
+				defer close(guardDone)
+				_ = guard.Run(guardCtx, consumer.CacheLost())
+			}()
 			if err := consumer.Run(gctx); err != nil {
 				return fmt.Errorf("consuming: %w", err)
 			}
@@ -130,13 +148,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return err
 }
 
-// ensureGeneration checks the sentinel at start: a Redis without the active
-// generation pointer is new, or was flushed or restarted without
-// persistence. With committed offsets in the group, the cache has lost what
-// they cover, so it is rebuilt from the topic before consuming; without,
-// a first generation is activated and the group replays from the start.
-// Redis being down is not fatal here: the consumer retries.
-func ensureGeneration(ctx context.Context, cfg *config, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer) error {
+// ensureGeneration activates a first generation on a Redis that never held
+// one: no generation pointer while the group has no committed offsets (the
+// group then replays the topic from its start). Without the pointer but with
+// committed offsets, Redis lost the cache (flushed, or restarted without
+// persistence): the guard rebuilds it from the topic as soon as it runs, as
+// it does when that happens later. Redis being down is not fatal here: the
+// consumer retries and the guard checks again.
+func ensureGeneration(ctx context.Context, cfg *config, store *stockstore.Store, log *slog.Logger) error {
 	ok, err := store.Initialized(ctx)
 	if err != nil {
 		log.Warn("cannot check the cache generation at start", "error", err)
@@ -149,31 +168,14 @@ func ensureGeneration(ctx context.Context, cfg *config, store *stockstore.Store,
 	if err != nil {
 		return err
 	}
-	if !committed {
-		gen, created, err := store.InitGeneration(ctx)
-		if err != nil {
-			return err
-		}
-		log.Info("cache generation ready", "generation", gen, "created", created)
+	if committed {
 		return nil
 	}
-	log.Warn("redis holds no cache generation but the group has committed offsets (flushed or restarted without persistence): rebuilding from the topic")
-	rc, err := cfg.rebuild()
+	gen, created, err := store.InitGeneration(ctx)
 	if err != nil {
 		return err
 	}
-	rc.FromOffsets, rc.FromTime = nil, time.Time{}
-	st, err := consume.Rebuild(ctx, rc, store, log, reg)
-	switch {
-	case errors.Is(err, stockstore.ErrRebuildRunning):
-		// Another projector process rebuilds; this one projects meanwhile
-		// (into the generation the rebuild retires, which it replays).
-		log.Info("another process is rebuilding the cache", "error", err)
-		return nil
-	case err != nil:
-		return fmt.Errorf("rebuilding the flushed cache: %w", err)
-	}
-	log.Info("cache rebuilt at start", "generation", st.Generation, "records", st.Records, "elapsed", st.Duration.String())
+	log.Info("cache generation ready", "generation", gen, "created", created)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,13 +40,35 @@ type genCache struct {
 	at  time.Time // zero: never read
 }
 
+// ErrNoGeneration is returned by the writes of a store from
+// RequireGeneration when Redis holds no active generation: it was flushed,
+// or restarted without persistence, after the cache was built. Nothing was
+// written; the cache must be rebuilt from the topic.
+var ErrNoGeneration = errors.New("redis holds no active cache generation")
+
 // writeGen is the generation argument of the write scripts: ” follows the
-// active generation, inside the script.
+// active generation, inside the script; "!" follows it but refuses to write
+// when there is none.
 func (s *Store) writeGen() string {
-	if s.pinned >= 0 {
+	switch {
+	case s.pinned >= 0:
 		return strconv.FormatInt(s.pinned, 10)
+	case s.requireGen:
+		return "!"
 	}
 	return ""
+}
+
+// RequireGeneration returns a store over the same client and base prefix
+// whose writes follow the active generation but fail with ErrNoGeneration,
+// writing nothing, when Redis holds none. A running projector writes through
+// it: without the pointer its writes would land in generation 0, an empty
+// cache that readers would take for the whole one. A plain store writes
+// generation 0 then, the layout from before generations.
+func (s *Store) RequireGeneration() *Store {
+	c := *s
+	c.requireGen = true
+	return &c
 }
 
 // readKeys returns the key names of the generation reads should use.
@@ -195,45 +218,142 @@ func (s *Store) DeleteGeneration(ctx context.Context, gen int64) (int, error) {
 	if gen == active {
 		return 0, fmt.Errorf("deleting generation %d: it is the active one", gen)
 	}
-	p := genPrefix(s.base, gen)
+	p := globEscape(genPrefix(s.base, gen))
 	patterns := []string{p + "*"}
 	if gen == 0 {
-		// Generation 0 shares the base prefix with the pointer and the other
-		// generations: delete its kinds only.
-		patterns = []string{p + productKind + "*", p + tombstoneKind + "*", p + watermarkKind + "*",
-			p + lowStockKind + "*", p + changesKind, p + changesKind + ":*"}
+		patterns = gen0Patterns(p)
 	}
+	n, err := s.deleteMatching(ctx, patterns)
+	if err != nil {
+		return n, fmt.Errorf("deleting generation %d: %w", gen, err)
+	}
+	return n, nil
+}
+
+// gen0Patterns match the data keys of generation 0, which shares the base
+// prefix p (glob-escaped) with the pointer and the other generations.
+func gen0Patterns(p string) []string {
+	return []string{p + productKind + "*", p + tombstoneKind + "*", p + watermarkKind + "*",
+		p + lowStockKind + "*", p + changesKind, p + changesKind + ":*"}
+}
+
+// DeleteAllGenerations deletes the data keys of every generation, leaving
+// the pointer, the generation counter, the rebuild lock and heartbeats. It
+// is for a cache that lost its pointer (ErrNoGeneration): nothing serves
+// from it then, and whatever survived a partial loss (a flush racing
+// writes, a deleted pointer) must neither leak nor mix into the generation
+// rebuilt next, which may reuse a number once the counter is gone too. It
+// refuses while a generation is active.
+func (s *Store) DeleteAllGenerations(ctx context.Context) (int, error) {
+	ok, err := s.Initialized(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if ok {
+		return 0, errors.New("deleting every generation: a generation is active")
+	}
+	p := globEscape(s.base)
+	// g[0-9]* is every generation n > 0 and not "generation".
+	n, err := s.deleteMatching(ctx, append(gen0Patterns(p), p+"g[0-9]*"))
+	if err != nil {
+		return n, fmt.Errorf("deleting every generation: %w", err)
+	}
+	return n, nil
+}
+
+// deleteMatching unlinks every key matching one of patterns, in chunks,
+// and returns how many it unlinked.
+func (s *Store) deleteMatching(ctx context.Context, patterns []string) (int, error) {
 	n := 0
 	for _, pat := range patterns {
-		iter := s.rdb.Scan(ctx, 0, pat, 2000).Iterator()
 		batch := make([]string, 0, 1000)
 		flush := func() error {
 			if len(batch) == 0 {
 				return nil
 			}
-			if err := s.rdb.Unlink(ctx, batch...).Err(); err != nil {
-				return fmt.Errorf("deleting generation %d: %w", gen, err)
+			if err := s.unlink(ctx, batch); err != nil {
+				return err
 			}
 			n += len(batch)
 			batch = batch[:0]
 			return nil
 		}
-		for iter.Next(ctx) {
-			batch = append(batch, iter.Val())
+		err := s.scan(ctx, pat, func(k string) error {
+			batch = append(batch, k)
 			if len(batch) == cap(batch) {
-				if err := flush(); err != nil {
-					return n, err
-				}
+				return flush()
 			}
+			return nil
+		})
+		if err == nil {
+			err = flush()
 		}
-		if err := iter.Err(); err != nil {
-			return n, fmt.Errorf("scanning generation %d: %w", gen, err)
-		}
-		if err := flush(); err != nil {
+		if err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// scan calls fn for every key matching pattern, on every master of a
+// Cluster. A key may come twice (SCAN's guarantee); deleting is idempotent.
+func (s *Store) scan(ctx context.Context, pattern string, fn func(string) error) error {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		var mu sync.Mutex // ForEachMaster runs on the masters concurrently
+		locked := func(k string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			return fn(k)
+		}
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return scanNode(ctx, c, pattern, locked)
+		})
+	}
+	return scanNode(ctx, s.rdb, pattern, fn)
+}
+
+func scanNode(ctx context.Context, c redis.Cmdable, pattern string, fn func(string) error) error {
+	iter := c.Scan(ctx, 0, pattern, 2000).Iterator()
+	for iter.Next(ctx) {
+		if err := fn(iter.Val()); err != nil {
+			return err
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("scanning %s: %w", pattern, err)
+	}
+	return nil
+}
+
+// unlink deletes keys: one command on a single node, one per key (keys of
+// other slots) pipelined by node on a Cluster.
+func (s *Store) unlink(ctx context.Context, keys []string) error {
+	if _, ok := s.rdb.(*redis.ClusterClient); !ok {
+		if err := s.rdb.Unlink(ctx, keys...).Err(); err != nil {
+			return fmt.Errorf("unlinking %d keys: %w", len(keys), err)
+		}
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, k := range keys {
+		pipe.Unlink(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("unlinking %d keys: %w", len(keys), err)
+	}
+	return nil
+}
+
+// globEscape escapes the glob characters of a literal key prefix.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // LockRebuild takes the rebuild lock for ttl (one rebuild at a time per base

@@ -10,12 +10,21 @@ import "github.com/redis/go-redis/v9"
 // needs instead. The names must match keys.go.
 
 // luaPrefix resolves the generation prefix: ARGV base and gen, gen ” meaning
-// the active generation (absent pointer: generation 0, the base itself).
+// the active generation (absent pointer: generation 0, the base itself) and
+// gen "!" the active generation that must exist: with the pointer absent
+// gprefix returns nil and the script writes nothing (noGeneration).
 const luaPrefix = `
 local function gprefix(base, gen)
-  if gen == '' then gen = redis.call('GET', base .. 'generation') or '0' end
+  if gen == '' or gen == '!' then
+    local g = redis.call('GET', base .. 'generation')
+    if not g and gen == '!' then return nil end
+    gen = g or '0'
+  end
   if gen == '0' then return base, gen end
   return base .. 'g' .. gen .. ':', gen
+end
+local function nogen()
+  return redis.error_reply('NOGEN no active cache generation')
 end
 `
 
@@ -39,7 +48,8 @@ end
 // was most of the cost of a small product. Each product is still checked on
 // its own; the call as a whole is atomic too.
 //
-// ARGV[1] base prefix, ARGV[2] generation (” = active), then per product
+// ARGV[1] base prefix, ARGV[2] generation (” = active, "!" = active and
+// required, else NOGEN error), then per product
 // five values: product id, position key, "1" for a tombstone else "0", doc,
 // the low-stock warehouse ids joined by "\n" (” for none).
 // Returns per product 1 when applied, 0 when stale (older or equal position).
@@ -53,6 +63,7 @@ local function newer(a, b)
   return false
 end
 local p = gprefix(ARGV[1], ARGV[2])
+if not p then return nogen() end
 local function apply(id, newpos, del, doc, low)
   local pk = p .. 'product:{' .. id .. '}'
   local tk = p .. 'tombstone:{' .. id .. '}'
@@ -106,6 +117,7 @@ return out
 // when not newer.
 var watermarkScript = redis.NewScript(luaPrefix + `
 local p = gprefix(ARGV[1], ARGV[2])
+if not p then return nogen() end
 local k = p .. 'watermark:{' .. ARGV[3] .. '}'
 local cur = redis.call('HGET', k, ARGV[4])
 if cur then
@@ -123,6 +135,7 @@ return 1
 // expired. ARGV[1] base, ARGV[2] generation. Returns the entries removed.
 var trimScript = redis.NewScript(luaPrefix + `
 local p = gprefix(ARGV[1], ARGV[2])
+if not p then return 0 end
 local k = p .. 'changes'
 local drop = redis.call('ZCARD', k) - tonumber(ARGV[3])
 if drop <= 0 then return 0 end

@@ -36,7 +36,10 @@ type Store struct {
 	// pinned is the generation of a pinned store, -1 for one that follows
 	// the active generation.
 	pinned int64
-	gen    *genCache // shared by the stores derived from one New
+	// requireGen makes writes that follow the active generation fail with
+	// ErrNoGeneration when there is none (RequireGeneration).
+	requireGen bool
+	gen        *genCache // shared by the stores derived from one New
 	now    func() time.Time
 }
 
@@ -200,7 +203,13 @@ func (s *Store) run(ctx context.Context, calls []scriptCall) error {
 		}
 		var missing []int
 		for _, i := range pending {
-			if redis.HasErrorPrefix(calls[i].cmd.Err(), "NOSCRIPT") {
+			cerr := calls[i].cmd.Err()
+			if redis.HasErrorPrefix(cerr, "NOGEN") {
+				// The whole batch is retried after the rebuild; what ran
+				// before the pointer vanished is replayed harmlessly.
+				return fmt.Errorf("running pipelined scripts: %w", ErrNoGeneration)
+			}
+			if redis.HasErrorPrefix(cerr, "NOSCRIPT") {
 				missing = append(missing, i)
 			}
 		}

@@ -44,6 +44,11 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	workers map[int32]*worker // by partition; one topic only
+
+	// cacheLost is signalled by workers whose writes found no cache generation
+	// (stockstore.ErrNoGeneration). One pending signal is enough: the
+	// Guard checks Redis itself, so further signals are dropped.
+	cacheLost chan struct{}
 }
 
 // New returns a Consumer; it connects when Run starts.
@@ -56,13 +61,27 @@ func New(cfg Config, store Store, log *slog.Logger, reg prometheus.Registerer) (
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	return &Consumer{
-		cfg:     cfg,
-		store:   store,
-		log:     log,
-		metrics: m,
-		kprom:   kprom.NewMetrics("stock_projector_kafka", kprom.Registerer(reg)),
-		workers: make(map[int32]*worker),
+		cfg:       cfg,
+		store:     store,
+		log:       log,
+		metrics:   m,
+		kprom:     kprom.NewMetrics("stock_projector_kafka", kprom.Registerer(reg)),
+		workers:   make(map[int32]*worker),
+		cacheLost: make(chan struct{}, 1),
 	}, nil
+}
+
+// CacheLost delivers a signal when a write found that Redis lost the cache
+// (no active generation). The workers keep retrying their batches, without
+// committing, until a generation is active again: pass it to a Guard,
+// which rebuilds the cache.
+func (c *Consumer) CacheLost() <-chan struct{} { return c.cacheLost }
+
+func (c *Consumer) signalLost() {
+	select {
+	case c.cacheLost <- struct{}{}:
+	default:
+	}
 }
 
 // newClient is the one constructor of the projector's Kafka client.

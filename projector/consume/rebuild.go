@@ -119,12 +119,31 @@ func newRebuildMetrics(reg prometheus.Registerer) (*rebuildMetrics, error) {
 		rate: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "rebuild_records_per_second", Help: "Replay rate of the running rebuild."}),
 	}
-	for _, c := range []prometheus.Collector{m.records, m.total, m.rate} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	// A projector may rebuild more than once (at start, then after a loss
+	// while running): later rebuilds count on the collectors of the first.
+	var err error
+	if m.records, err = register(reg, m.records); err != nil {
+		return nil, err
+	}
+	if m.total, err = register(reg, m.total); err != nil {
+		return nil, err
+	}
+	if m.rate, err = register(reg, m.rate); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c, or returns the equal collector registered before.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if prev, ok := are.ExistingCollector.(C); ok {
+			return prev, nil
+		}
+	}
+	return c, err
 }
 
 // Rebuild replays the topic into a new generation of store while the active
@@ -134,6 +153,29 @@ func newRebuildMetrics(reg prometheus.Registerer) (*rebuildMetrics, error) {
 // RetireDelay for readers, and deletes the old generation. One rebuild runs
 // at a time per key prefix (ErrRebuildRunning otherwise).
 func Rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer) (RebuildStats, error) {
+	return rebuild(ctx, cfg, store, log, reg, false)
+}
+
+// errCacheActive stops a rebuild after a loss that finds, once it holds the
+// lock, a generation active again: another process has rebuilt meanwhile.
+var errCacheActive = errors.New("a cache generation is active again")
+
+// RebuildLost rebuilds a cache that lost its active generation (Redis
+// flushed or restarted without persistence): like Rebuild from the start of
+// the topic, but first it deletes whatever data survived in any generation,
+// since nothing serves from it now. done is false when, once it held the
+// rebuild lock, a generation was active again (another process rebuilt):
+// then it changed nothing. ErrRebuildRunning while another rebuild runs.
+func RebuildLost(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer) (st RebuildStats, done bool, err error) {
+	cfg.FromOffsets, cfg.FromTime = nil, time.Time{}
+	st, err = rebuild(ctx, cfg, store, log, reg, true)
+	if errors.Is(err, errCacheActive) {
+		return st, false, nil
+	}
+	return st, err == nil, err
+}
+
+func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer, lost bool) (RebuildStats, error) {
 	var st RebuildStats
 	if err := cfg.Validate(); err != nil {
 		return st, fmt.Errorf("configuring rebuild: %w", err)
@@ -167,6 +209,23 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		}
 	}()
 
+	if lost {
+		// Under the lock no other rebuild can activate a generation; a
+		// projector starting on an empty Redis without committed offsets
+		// could, and that generation must not be cleared.
+		ok, err := store.Initialized(ctx)
+		if err != nil {
+			return st, err
+		}
+		if ok {
+			return st, errCacheActive
+		}
+		n, err := store.DeleteAllGenerations(ctx)
+		if err != nil {
+			return st, err
+		}
+		log.Info("deleted what survived of the lost cache", "keys", n)
+	}
 	gen, err := store.NewGeneration(ctx)
 	if err != nil {
 		return st, err
@@ -234,7 +293,9 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		return st, err
 	}
 	st.Records, st.Applied = r.records.Load(), r.applied.Load()
-	if prev != gen {
+	// After a loss the previous generation is 0, which nothing wrote into
+	// (writes were refused, survivors deleted): there is nothing to retire.
+	if prev != gen && !(lost && prev == 0) {
 		select {
 		case <-ctx.Done():
 			return st, ctx.Err()

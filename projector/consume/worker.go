@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -236,8 +237,16 @@ func (w *worker) apply(snaps []stockstore.Snapshot, mark stockstore.Watermark) (
 			return applied, true
 		}
 		m.applyErrs.Inc()
-		w.log.Warn("applying batch to redis, will retry", "attempt", attempt, "snapshots", len(snaps),
-			"offset", mark.Offset, "backoff", backoff.String(), "error", err)
+		if errors.Is(err, stockstore.ErrNoGeneration) {
+			// Redis lost the cache: nothing was written. The batch waits,
+			// uncommitted, for the rebuild to activate a new generation.
+			w.c.signalLost()
+			w.log.Warn("redis lost the cache, batch waits for the rebuild", "attempt", attempt,
+				"snapshots", len(snaps), "offset", mark.Offset, "backoff", backoff.String())
+		} else {
+			w.log.Warn("applying batch to redis, will retry", "attempt", attempt, "snapshots", len(snaps),
+				"offset", mark.Offset, "backoff", backoff.String(), "error", err)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:

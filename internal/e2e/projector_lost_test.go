@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstore/storetest"
+	"github.com/stockpipe/stock/internal/testenv"
+)
+
+// A running projector whose Redis loses the cache (every key of its prefix
+// deleted, as FLUSHDB or a restart without persistence would) notices it by
+// itself, rebuilds the cache from the topic and keeps projecting: once while
+// the source is quiet (no write runs into the loss; the periodic check finds
+// it), once under a steady write load (the writes find it). Each time Redis
+// ends equal to the last record of every product in the topic, key for key
+// what a fresh replay builds, the loss is counted, and the process never
+// exits.
+func TestProjectorRebuildsCacheLostWhileRunning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs projector processes under load")
+	}
+	topic := pjTopic(t, 3)
+	const products = 1000
+	ids := fillTopic(t, topic, products, 3)
+	rdb := storetest.Client(t)
+	st := pjStore(t)
+	metrics := freePort(t)
+	args := projectorArgs(topic, testenv.Name(t, "pj_group"), st.Prefix(), "--cache-check-interval", "500ms")
+	for i := range args {
+		if args[i] == "--metrics-addr" {
+			args[i+1] = metrics
+		}
+	}
+	p := start(t, "projector", args...)
+
+	last := lastInTopic(t, topic)
+	pjWait(t, time.Minute, "the live projection", func() string { return matchesTopic(t, st, last) })
+	time.Sleep(500 * time.Millisecond) // the watermark follows its batch
+	before := dumpActive(t, rdb, st)
+
+	t.Run("quiet source", func(t *testing.T) {
+		storetest.DeletePrefix(t, rdb, st.Prefix())
+		p.waitLog(t, "cache rebuilt while running", time.Minute)
+		pjWait(t, time.Minute, "the rebuilt cache", func() string { return matchesTopic(t, st, last) })
+		diffDumps(t, "before the loss vs rebuilt", before, dumpActive(t, rdb, st))
+	})
+
+	t.Run("under load", func(t *testing.T) {
+		prod := newTxProducer(t)
+		const rounds = 20
+		for r := 1; r <= rounds; r++ {
+			recs := make([]*kgo.Record, 0, products)
+			for i, id := range ids {
+				p := position.Position{LSN: uint64(100+r) * 1000, Index: uint32(i + 1)}
+				if i%41 == r%41 {
+					recs = append(recs, tombstoneRecord(topic, id, p))
+					continue
+				}
+				recs = append(recs, levelRecord(t, topic, id, p, int32((r*5+i)%11)))
+			}
+			if err := prod.write(recs...); err != nil {
+				t.Fatalf("round %d: %v", r, err)
+			}
+			if r == rounds/2 {
+				storetest.DeletePrefix(t, rdb, st.Prefix())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		last := lastInTopic(t, topic)
+		pjWait(t, time.Minute, "the second rebuild", func() string {
+			if n := p.count("cache rebuilt while running"); n != 2 {
+				return fmt.Sprintf("%d rebuilds logged", n)
+			}
+			return ""
+		})
+		pjWait(t, time.Minute, "the cache rebuilt under load", func() string { return matchesTopic(t, st, last) })
+
+		// Nothing lost and nothing left over: the same keys and values as
+		// a replay of the topic into an empty Redis.
+		ref := pjStore(t)
+		start(t, "projector", projectorArgs(topic, testenv.Name(t, "pj_group"), ref.Prefix())...)
+		pjWait(t, time.Minute, "the reference replay", func() string { return matchesTopic(t, ref, last) })
+		time.Sleep(500 * time.Millisecond)
+		diffDumps(t, "replay vs rebuilt under load", dumpActive(t, rdb, ref), dumpActive(t, rdb, st))
+	})
+
+	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the projector exited: %v", err)
+	}
+	for name, want := range map[string]float64{
+		"stock_projector_cache_lost_total":      2,
+		"stock_projector_cache_recovered_total": 2,
+	} {
+		if got := scrapeMetric(t, metrics, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// count is how many times the program's output contains s.
+func (p *proc) count(s string) int {
+	b, _ := os.ReadFile(p.out.Name())
+	return strings.Count(string(b), s)
+}
+
+// scrapeMetric reads one unlabelled sample from a program's /metrics.
+func scrapeMetric(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not in the metrics of %s", name, addr)
+	return 0
+}

@@ -1,0 +1,164 @@
+package consume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stockpipe/stock/internal/stockstore"
+)
+
+// GuardConfig configures a Guard.
+type GuardConfig struct {
+	// Rebuild is how the lost cache is rebuilt; it always replays from the
+	// start of the topic, whatever its offsets or time say.
+	Rebuild RebuildConfig
+	// Every is how often the guard checks Redis when no write has run into
+	// the loss: a quiet source writes nothing, and the cache must not stay
+	// empty until it does.
+	Every time.Duration
+	// CheckTimeout bounds one check.
+	CheckTimeout time.Duration
+}
+
+// DefaultGuardConfig returns the defaults; callers fill Rebuild.
+func DefaultGuardConfig() GuardConfig {
+	return GuardConfig{Every: 5 * time.Second, CheckTimeout: 2 * time.Second}
+}
+
+// Validate reports every problem of c.
+func (c GuardConfig) Validate() error {
+	var errs []error
+	if c.Every <= 0 || c.CheckTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("cache check interval and timeout must be positive, got %s and %s", c.Every, c.CheckTimeout))
+	}
+	if err := c.Rebuild.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("rebuild: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// Guard watches a running projection for Redis losing the cache (flushed,
+// or restarted without persistence: the active generation pointer is gone)
+// and rebuilds it from the topic while the consumer's workers hold their
+// batches, uncommitted, until a generation is active again. Records the
+// workers applied before the loss are below the offsets the rebuild replays
+// to; records after it are applied by the workers once the new generation is
+// active. Nothing is lost, and nothing is counted twice: the cache is
+// positions, not sums.
+type Guard struct {
+	cfg   GuardConfig
+	store *stockstore.Store
+	log   *slog.Logger
+	reg   prometheus.Registerer
+
+	lost      prometheus.Counter
+	recovered prometheus.Counter
+}
+
+// NewGuard returns a Guard of store, which must follow the active
+// generation (not pinned).
+func NewGuard(cfg GuardConfig, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer) (*Guard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring cache guard: %w", err)
+	}
+	const ns, sub = "stock", "projector"
+	g := &Guard{
+		cfg: cfg, store: store, log: log, reg: reg,
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cache_lost_total",
+			Help: "Times this projector found Redis without the active cache generation (flushed, or restarted without persistence)."}),
+		recovered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cache_recovered_total",
+			Help: "Times a lost cache was active again after a rebuild (by this projector or another)."}),
+	}
+	for _, c := range []prometheus.Collector{g.lost, g.recovered} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering cache guard metrics: %w", err)
+		}
+	}
+	return g, nil
+}
+
+// Run checks Redis at once, then every Every and whenever lost delivers
+// (Consumer.CacheLost), until ctx ends; it returns nil then. A lost cache is
+// rebuilt; failures are logged and retried with backoff, never returned, so
+// that a Redis in trouble does not make the projector exit and restart in a
+// loop.
+func (g *Guard) Run(ctx context.Context, lost <-chan struct{}) error {
+	t := time.NewTicker(g.cfg.Every)
+	defer t.Stop()
+	for when := "at start"; ; when = "while running" {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if lost, err := g.isLost(ctx); err == nil && lost {
+			g.recover(ctx, when)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-lost:
+		}
+	}
+}
+
+// isLost reports whether Redis answers without an active generation. Redis
+// down is not a loss: the workers retry until it answers; err says so.
+func (g *Guard) isLost(ctx context.Context) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, g.cfg.CheckTimeout)
+	defer cancel()
+	ok, err := g.store.Initialized(cctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.log.Warn("cannot check the cache generation", "error", err)
+		}
+		return false, err
+	}
+	return !ok, nil
+}
+
+// recover rebuilds the lost cache, or waits for the process that does,
+// until a generation is active or ctx ends. when ("at start", "while
+// running") is said in the log lines.
+func (g *Guard) recover(ctx context.Context, when string) {
+	g.lost.Inc()
+	g.log.Error("redis lost the stock cache "+when+" (no active generation: flushed, or restarted without persistence); rebuilding it from the topic",
+		"prefix", g.store.Prefix(), "topic", g.cfg.Rebuild.Topic)
+	backoff := g.cfg.Rebuild.RetryMin
+	for {
+		st, done, err := RebuildLost(ctx, g.cfg.Rebuild, g.store, g.log, g.reg)
+		switch {
+		case ctx.Err() != nil:
+			g.log.Warn("stopping with the lost cache not rebuilt; the next start rebuilds it", "error", err)
+			return
+		case err == nil && done:
+			g.recovered.Inc()
+			g.log.Info("cache rebuilt "+when, "generation", st.Generation, "records", st.Records,
+				"elapsed", st.Duration.String(), "active_after", st.Switched.String())
+			return
+		case err == nil:
+			g.recovered.Inc()
+			g.log.Info("cache rebuilt "+when+" by another process")
+			return
+		case errors.Is(err, stockstore.ErrRebuildRunning):
+			g.log.Info("another process is rebuilding the cache; waiting for it", "error", err)
+		default:
+			g.log.Error("rebuilding the lost cache failed, will retry", "backoff", backoff.String(), "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, g.cfg.Rebuild.RetryMax)
+		if lost, err := g.isLost(ctx); err == nil && !lost {
+			g.recovered.Inc()
+			g.log.Info("cache rebuilt "+when+" by another process")
+			return
+		}
+	}
+}
