@@ -14,7 +14,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +41,7 @@ type cli struct {
 	BatchLinger       time.Duration `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"5ms" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
 	SchemaRegistryURL string        `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
 	MetricsAddr       string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
+	MemoryLimitMiB    int           `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit for the collector in MiB; raised to twice the live heap when the state needs it (0: none; GOMEMLIMIT wins)."`
 	LogLevel          slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 
 	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`
@@ -53,13 +53,6 @@ type resnapshotCmd struct {
 }
 
 func main() {
-	// The per-product state is a large, long-lived heap of small objects; at
-	// the default GOGC the collector rescans it after every few megabytes of
-	// short-lived record garbage (a quarter of the CPU in profiles). Trade
-	// memory for CPU unless the operator chose a setting.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
@@ -111,6 +104,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	log.Info("producer starting", "config", redacted(cfg))
+	tuneMemory(ctx, log, c.MemoryLimitMiB)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

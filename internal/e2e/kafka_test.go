@@ -15,7 +15,17 @@ import (
 // stable offset, per partition in offset order.
 func readAll(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	var out []*kgo.Record
+	eachRecord(t, topic, func(r *kgo.Record) { out = append(out, r) })
+	return out
+}
+
+// eachRecord calls fn with every committed record of topic up to its
+// current last stable offset, per partition in offset order, without
+// holding them.
+func eachRecord(t *testing.T, topic string, fn func(*kgo.Record)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	adm, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
 	if err != nil {
@@ -39,7 +49,6 @@ func readAll(t *testing.T, topic string) []*kgo.Record {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var out []*kgo.Record
 	for len(target) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -52,12 +61,11 @@ func readAll(t *testing.T, topic string) []*kgo.Record {
 				return
 			}
 			if !r.Attrs.IsControl() && r.Offset < end {
-				out = append(out, r)
+				fn(r)
 			}
 			if r.Offset+1 >= end {
 				delete(target, r.Partition)
 			}
 		})
 	}
-	return out
 }

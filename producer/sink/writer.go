@@ -26,13 +26,22 @@ type Writer struct {
 	OnCommitted func(topic string, records int)
 }
 
+// transactionTimeout is how long the broker lets a transaction stay open
+// before it aborts it. A source transaction of millions of rows is one
+// Kafka transaction and may take minutes to write; a short timeout would
+// abort it every time and retry it forever. A killed producer's open
+// transaction does not wait for this: the next instance fences it at once.
+// It must not exceed the broker's transaction.max.timeout.ms (15 minutes by
+// default).
+const transactionTimeout = 10 * time.Minute
+
 // NewWriter creates the transactional client and fences previous instances
 // by committing a boot marker, which also aborts whatever transaction a
 // killed predecessor left open, so readers see a stable end right after.
 func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointTopic, slot string) (*Writer, error) {
 	cl, err := kgo.NewClient(append(opts,
 		kgo.TransactionalID(transactionalID),
-		kgo.TransactionTimeout(60*time.Second),
+		kgo.TransactionTimeout(transactionTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(100_000),
