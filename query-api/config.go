@@ -35,6 +35,7 @@ type config struct {
 	RateLimit       float64       `name:"rate-limit" env:"STOCK_API_RATE_LIMIT" default:"0" help:"Requests per second allowed per client address on /v1 (0: unlimited); more get 429."`
 	RateBurst       int           `name:"rate-burst" env:"STOCK_API_RATE_BURST" default:"100" help:"Requests a client may send at once above the rate limit."`
 	LogRequests     bool          `name:"log-requests" env:"STOCK_API_LOG_REQUESTS" default:"true" negatable:"" help:"Log every request at info level (else at debug)."`
+	PprofAddr       string        `name:"pprof-addr" env:"STOCK_API_PPROF_ADDR" help:"Serve Go's pprof profiles (/debug/pprof/) on this address, apart from the API (empty: off). Keep it on loopback or a private network."`
 	LogLevel        string        `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level (debug logs every request)."`
 }
 
@@ -111,7 +112,7 @@ func (c config) logAttrs() []any {
 		"max_body_bytes", c.MaxBodyBytes, "shutdown_timeout", c.ShutdownTimeout.String(), "log_level", c.LogLevel,
 		"cache_max_age", c.CacheMaxAge.String(), "max_lag", c.MaxLag.String(), "public_cap", c.PublicCap,
 		"api_keys", fmt.Sprintf("[%d redacted]", len(c.APIKeys)), "rate_limit", c.RateLimit, "rate_burst", c.RateBurst,
-		"log_requests", c.LogRequests,
+		"log_requests", c.LogRequests, "pprof_addr", c.PprofAddr,
 	}
 }
 

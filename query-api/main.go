@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -84,24 +85,53 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log.Info("serving", "addr", ln.Addr().String())
 
+	var pln net.Listener
+	if cfg.PprofAddr != "" {
+		if pln, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("listening on %s: %w", cfg.PprofAddr, err)
+		}
+		log.Info("serving pprof", "addr", pln.Addr().String())
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving http: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		<-gctx.Done()
-		// A fresh context: the program's is already done.
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			return fmt.Errorf("draining requests: %w", err)
-		}
-		return nil
-	})
+	serve(gctx, g, srv, ln, cfg.ShutdownTimeout)
+	if pln != nil {
+		serve(gctx, g, &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}, pln, cfg.ShutdownTimeout)
+	}
 	err = g.Wait()
 	log.Info("query-api stopped", "error", err)
 	return err
+}
+
+// serve runs srv on ln in g until ctx is done, then drains it under
+// timeout with a fresh context (ctx is already done by then).
+func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.Listener, timeout time.Duration) {
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving http on %s: %w", ln.Addr(), err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("draining requests on %s: %w", ln.Addr(), err)
+		}
+		return nil
+	})
+}
+
+// pprofHandler serves Go's profiles on their own listener, so that they are
+// never reachable through the API's address.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -1,8 +1,10 @@
 // Command bench loads the query API on this machine and prints req/s and
 // latency percentiles per read, beside the same reads done straight against
-// Redis through internal/stockstore (the floor no API can beat) and the
-// ratio. It loads 10,000 products of 20 warehouses under a unique key prefix
-// of the local Redis and deletes them afterwards. `make bench-api` runs it.
+// Redis through internal/stockstore (the floor no API can beat), the ratio,
+// and what each request cost in CPU to the API, to Redis and to the load
+// client. It loads 10,000 products of 20 warehouses under a unique key prefix
+// of the local Redis, runs the query-api program as its own process over
+// them, and deletes the keys afterwards. `make bench-api` runs it.
 package main
 
 import (
@@ -11,21 +13,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
-	"github.com/stockpipe/stock/query-api/api"
+	"github.com/stockpipe/stock/scripts/bench/report"
 )
 
 func main() {
@@ -38,11 +40,15 @@ func main() {
 }
 
 type options struct {
-	redisAddr  string
-	products   int
-	warehouses int
-	duration   time.Duration
-	workers    int
+	redisAddr   string
+	products    int
+	warehouses  int
+	duration    time.Duration
+	workers     int
+	apiArgs     string
+	profileDir  string
+	latencyLoad float64
+	only        string
 }
 
 func run(ctx context.Context, args []string) error {
@@ -51,13 +57,20 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&o.redisAddr, "redis-addr", envOr("STOCK_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 	fs.IntVar(&o.products, "products", 10000, "products to load")
 	fs.IntVar(&o.warehouses, "warehouses", 20, "warehouses per product")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each case")
-	fs.IntVar(&o.workers, "workers", 8, "concurrent clients")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measurement")
+	fs.IntVar(&o.workers, "workers", 8, "concurrent clients of the throughput runs")
+	fs.StringVar(&o.apiArgs, "api-args", "", "extra flags for the query-api program, space-separated (e.g. '--access-log all')")
+	fs.StringVar(&o.profileDir, "profile", "", "write a CPU profile of the API per read into this folder (enables the API's --pprof-addr)")
+	fs.Float64Var(&o.latencyLoad, "latency-load", 0.5, "offered load of the fixed-rate latency runs, as a fraction of the API's measured throughput (0: skip them)")
+	fs.StringVar(&o.only, "only", "", "run only the reads whose name contains this")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if o.products < 1000 {
 		return errors.New("at least 1000 products (the bulk of 1000 reads distinct ids)")
+	}
+	if o.latencyLoad < 0 || o.latencyLoad > 1 {
+		return errors.New("latency-load is a fraction from 0 to 1")
 	}
 
 	cfg := stockstore.DefaultClientConfig()
@@ -70,96 +83,153 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// Delete what was loaded, whatever happened.
-		n := 0
-		it := rdb.Scan(context.Background(), 0, prefix+"*", 1000).Iterator()
-		var batch []string
-		for it.Next(context.Background()) {
-			batch = append(batch, it.Val())
-			if len(batch) == 500 {
-				n += int(rdb.Del(context.Background(), batch...).Val())
-				batch = batch[:0]
-			}
-		}
-		if len(batch) > 0 {
-			n += int(rdb.Del(context.Background(), batch...).Val())
-		}
-		fmt.Printf("deleted %d keys under %s\n", n, prefix)
-	}()
+	defer deletePrefix(rdb, prefix)
 
 	ids, err := load(ctx, st, o)
 	if err != nil {
 		return err
 	}
 
-	srv := &http.Server{Handler: api.NewServer(api.Deps{Store: st, Registerer: prometheus.NewRegistry()})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	dir, err := os.MkdirTemp("", "bench-api-")
 	if err != nil {
 		return err
 	}
-	go srv.Serve(ln) //nolint:errcheck // ends with Shutdown below
-	defer srv.Shutdown(context.Background())
-	base := "http://" + ln.Addr().String()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: o.workers, MaxConnsPerHost: o.workers, DisableCompression: true,
-	}}
-
-	bulkBody := func(n int, i int) string {
-		start := (i * 7919) % (len(ids) - n)
-		return `{"product_ids":["` + strings.Join(ids[start:start+n], `","`) + `"]}`
-	}
-	type pair struct {
-		name    string
-		api     func(i int) error
-		raw     func(i int) error
-		reqSize string
-	}
-	httpDo := func(method, url, body string) error {
-		var r io.Reader
-		if body != "" {
-			r = strings.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, url, r)
-		if err != nil {
+	defer os.RemoveAll(dir)
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
 			return err
 		}
-		if body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 {
-			return fmt.Errorf("%s %s: status %d", method, url, res.StatusCode)
-		}
+	}
+	api, err := startAPI(ctx, dir, o.redisAddr, prefix, o.profileDir != "", strings.Fields(o.apiArgs))
+	if err != nil {
 		return err
 	}
-	pairs := []pair{
+	defer func() {
+		if err := api.Stop(15 * time.Second); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}()
+
+	cases := readCases(ctx, st, ids, api.addr)
+	fmt.Printf("\n%d products x %d warehouses; API: the query-api program as its own process; load average %s\n",
+		len(ids), o.warehouses, report.LoadAvg())
+	fmt.Printf("throughput: %d concurrent keep-alive clients, %s per run; CPU per request: API process, Redis server, this process (the load client)\n\n",
+		o.workers, o.duration)
+	fmt.Printf("%-18s %-5s %9s %8s %8s %8s %7s  %8s %8s %8s %6s\n",
+		"read", "via", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "API/raw", "API µs", "Redis µs", "client µs", "busy")
+	type rates struct {
+		name     string
+		api, raw float64
+	}
+	var measured []rates
+	logBefore := api.logBytes()
+	for _, c := range cases {
+		if o.only != "" && !strings.Contains(c.name, o.only) {
+			continue
+		}
+		var profile func() error
+		if o.profileDir != "" {
+			profile = fetchProfile(api.pprofAddr, o.duration, filepath.Join(o.profileDir, slug(c.name)+".pprof"))
+		}
+		a, err := measure(ctx, o.workers, o.duration, c.api, rdb, api.PID(), profile)
+		if err != nil {
+			return fmt.Errorf("%s via API: %w", c.name, err)
+		}
+		r, err := measure(ctx, o.workers, o.duration, c.raw, rdb, 0, nil)
+		if err != nil {
+			return fmt.Errorf("%s via Redis: %w", c.name, err)
+		}
+		fmt.Printf("%-18s %-5s %9.0f %8.3f %8.3f %8.3f %7s  %8.1f %8.1f %8.1f %5.0f%%\n", c.name, "API",
+			a.rate, ms(a.p50), ms(a.p99), ms(a.p999), "", a.perReq(a.cpu.api), a.perReq(a.cpu.redis), a.perReq(a.cpu.client), a.busy())
+		fmt.Printf("%-18s %-5s %9.0f %8.3f %8.3f %8.3f %6.0f%%  %8s %8.1f %8.1f %5.0f%%\n", "", "Redis",
+			r.rate, ms(r.p50), ms(r.p99), ms(r.p999), 100*a.rate/r.rate, "", r.perReq(r.cpu.redis), r.perReq(r.cpu.client), r.busy())
+		measured = append(measured, rates{c.name, a.rate, r.rate})
+	}
+	fmt.Printf("\nAPI log written during the throughput runs: %d bytes\n", api.logBytes()-logBefore)
+
+	if o.latencyLoad > 0 {
+		fmt.Printf("\nlatency at a fixed offered load (%.0f%% of the API's throughput above, the same rate for both; open loop, measured from the scheduled send time, up to %d in flight)\n\n",
+			100*o.latencyLoad, 4*o.workers)
+		fmt.Printf("%-18s %-5s %9s %9s %8s %8s %8s\n", "read", "via", "offered/s", "done/s", "p50 ms", "p99 ms", "p99.9 ms")
+		for _, m := range measured {
+			c := cases[slices.IndexFunc(cases, func(c readCase) bool { return c.name == m.name })]
+			rate := o.latencyLoad * m.api
+			for _, via := range []struct {
+				name string
+				op   opFactory
+			}{{"API", c.api}, {"Redis", c.raw}} {
+				l, err := measureAtRate(ctx, 4*o.workers, o.duration, rate, via.op)
+				if err != nil {
+					return fmt.Errorf("%s via %s at %.0f/s: %w", c.name, via.name, rate, err)
+				}
+				name := c.name
+				if via.name != "API" {
+					name = ""
+				}
+				fmt.Printf("%-18s %-5s %9.0f %9.0f %8.3f %8.3f %8.3f\n", name, via.name, rate, l.rate, ms(l.p50), ms(l.p99), ms(l.p999))
+			}
+		}
+	}
+	fmt.Printf("\nload average at the end %s\n", report.LoadAvg())
+	return nil
+}
+
+// opFactory gives each worker its own op (its own connection): op(i) runs
+// the i-th request.
+type opFactory func() (op func(i int) error, done func(), err error)
+
+type readCase struct {
+	name     string
+	api, raw opFactory
+}
+
+func readCases(ctx context.Context, st *stockstore.Store, ids []string, addr string) []readCase {
+	// Requests are built once: building them in the loop would charge the
+	// load client, not the API.
+	single := make([][]byte, len(ids))
+	for i, id := range ids {
+		single[i] = getRequest(addr, "/v1/stock/"+id)
+	}
+	const ring = 64 // distinct bulk requests per size
+	bulk := func(n int) (reqs [][]byte, slices [][]string) {
+		for i := range ring {
+			start := (i * 7919) % (len(ids) - n)
+			part := ids[start : start+n]
+			slices = append(slices, part)
+			reqs = append(reqs, postRequest(addr, "/v1/stock/bulk", `{"product_ids":["`+strings.Join(part, `","`)+`"]}`))
+		}
+		return reqs, slices
+	}
+	bulk100, ids100 := bulk(100)
+	bulk1000, ids1000 := bulk(1000)
+	changes := getRequest(addr, "/v1/stock/changes?limit=100")
+
+	viaAPI := func(req func(i int) []byte) opFactory {
+		return func() (func(int) error, func(), error) {
+			c, err := dialHTTP(addr)
+			if err != nil {
+				return nil, nil, err
+			}
+			return func(i int) error { _, err := c.do(req(i)); return err }, func() { c.Close() }, nil
+		}
+	}
+	direct := func(op func(i int) error) opFactory {
+		return func() (func(int) error, func(), error) { return op, func() {}, nil }
+	}
+	return []readCase{
 		{name: "single GET",
-			api: func(i int) error { return httpDo("GET", base+"/v1/stock/"+ids[(i*7919)%len(ids)], "") },
-			raw: func(i int) error { _, err := st.GetJSON(ctx, ids[(i*7919)%len(ids)]); return err }},
+			api: viaAPI(func(i int) []byte { return single[(i*7919)%len(single)] }),
+			raw: direct(func(i int) error { _, err := st.GetJSON(ctx, ids[(i*7919)%len(ids)]); return err })},
 		{name: "bulk 100",
-			api: func(i int) error { return httpDo("POST", base+"/v1/stock/bulk", bulkBody(100, i)) },
-			raw: func(i int) error {
-				start := (i * 7919) % (len(ids) - 100)
-				_, _, err := st.GetManyJSON(ctx, ids[start:start+100])
-				return err
-			}},
+			api: viaAPI(func(i int) []byte { return bulk100[i%ring] }),
+			raw: direct(func(i int) error { _, _, err := st.GetManyJSON(ctx, ids100[i%ring]); return err })},
 		{name: "bulk 1000",
-			api: func(i int) error { return httpDo("POST", base+"/v1/stock/bulk", bulkBody(1000, i)) },
-			raw: func(i int) error {
-				start := (i * 7919) % (len(ids) - 1000)
-				_, _, err := st.GetManyJSON(ctx, ids[start:start+1000])
-				return err
-			}},
+			api: viaAPI(func(i int) []byte { return bulk1000[i%ring] }),
+			raw: direct(func(i int) error { _, _, err := st.GetManyJSON(ctx, ids1000[i%ring]); return err })},
 		{name: "changes page 100",
-			api: func(int) error { return httpDo("GET", base+"/v1/stock/changes?limit=100", "") },
+			api: viaAPI(func(int) []byte { return changes }),
 			// The API's own reads: the change index page, then the documents.
-			raw: func(int) error {
+			raw: direct(func(int) error {
 				chs, _, err := st.Changes(ctx, "", 100)
 				if err != nil {
 					return err
@@ -170,24 +240,8 @@ func run(ctx context.Context, args []string) error {
 				}
 				_, _, err = st.GetManyJSON(ctx, live)
 				return err
-			}},
+			})},
 	}
-	fmt.Printf("\n%d products x %d warehouses, %d concurrent clients, %s per case, GOMAXPROCS shared by client, API and (raw) Redis client\n\n",
-		len(ids), o.warehouses, o.workers, o.duration)
-	fmt.Printf("%-18s %-5s %10s %9s %9s %9s   %s\n", "read", "via", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "API/raw")
-	for _, p := range pairs {
-		a, err := measure(ctx, o, p.api)
-		if err != nil {
-			return fmt.Errorf("%s via API: %w", p.name, err)
-		}
-		r, err := measure(ctx, o, p.raw)
-		if err != nil {
-			return fmt.Errorf("%s via Redis: %w", p.name, err)
-		}
-		fmt.Printf("%-18s %-5s %10.0f %9.3f %9.3f %9.3f\n", p.name, "API", a.rate, ms(a.p50), ms(a.p99), ms(a.p999))
-		fmt.Printf("%-18s %-5s %10.0f %9.3f %9.3f %9.3f   %.0f%%\n", "", "Redis", r.rate, ms(r.p50), ms(r.p99), ms(r.p999), 100*a.rate/r.rate)
-	}
-	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -198,6 +252,8 @@ func envOr(k, def string) string {
 	}
 	return def
 }
+
+func slug(s string) string { return strings.ReplaceAll(s, " ", "-") }
 
 // load applies o.products snapshots of o.warehouses rows each, in batches,
 // and returns the ids. Every 10th row is low, so low-stock sets fill too.
@@ -235,27 +291,70 @@ func load(ctx context.Context, st *stockstore.Store, o options) ([]string, error
 	return ids, nil
 }
 
-type result struct {
-	rate           float64
-	p50, p99, p999 time.Duration
+// deletePrefix deletes what was loaded, whatever happened.
+func deletePrefix(rdb redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	n := 0
+	it := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	for it.Next(ctx) {
+		batch = append(batch, it.Val())
+		if len(batch) == 500 {
+			n += int(rdb.Del(ctx, batch...).Val())
+			batch = batch[:0]
+		}
+	}
+	if len(batch) > 0 {
+		n += int(rdb.Del(ctx, batch...).Val())
+	}
+	fmt.Printf("deleted %d keys under %s\n", n, prefix)
 }
 
-// measure runs op from o.workers goroutines for o.duration (after a short
-// warm-up) and reports throughput and latency percentiles.
-func measure(ctx context.Context, o options, op func(i int) error) (result, error) {
-	warm, cancelWarm := context.WithTimeout(ctx, time.Second)
-	_ = loop(warm, o.workers, op, nil)
-	cancelWarm()
+// fetchProfile starts fetching a CPU profile of the API covering most of a
+// run and returns a function that waits for it and writes it to path.
+func fetchProfile(pprofAddr string, d time.Duration, path string) func() error {
+	secs := max(int((d-time.Second)/time.Second), 1)
+	done := make(chan error, 1)
+	go func() {
+		// Start after the warm-up second of measure.
+		time.Sleep(time.Second)
+		res, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", pprofAddr, secs))
+		if err != nil {
+			done <- fmt.Errorf("fetching the API's CPU profile: %w", err)
+			return
+		}
+		defer res.Body.Close()
+		f, err := os.Create(path)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, res.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() error { return <-done }
+}
 
-	runCtx, cancel := context.WithTimeout(ctx, o.duration)
-	defer cancel()
-	lat := make([][]time.Duration, o.workers)
-	start := time.Now()
-	err := loop(runCtx, o.workers, op, lat)
-	elapsed := time.Since(start)
-	if err != nil {
-		return result{}, err
+type result struct {
+	n              int
+	rate           float64
+	p50, p99, p999 time.Duration
+	cpu            cpuTimes
+}
+
+func (r result) perReq(d time.Duration) float64 {
+	return float64(d.Microseconds()) / float64(r.n)
+}
+
+// busy is the share of the machine's CPU in use during the run, by anyone.
+func (r result) busy() float64 {
+	if r.cpu.total <= 0 {
+		return 0
 	}
+	return 100 * float64(r.cpu.busy) / float64(r.cpu.total)
+}
+
+func percentiles(lat [][]time.Duration, elapsed time.Duration) (result, error) {
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)
@@ -265,19 +364,66 @@ func measure(ctx context.Context, o options, op func(i int) error) (result, erro
 	}
 	slices.Sort(all)
 	q := func(p float64) time.Duration { return all[min(int(p*float64(len(all))), len(all)-1)] }
-	return result{rate: float64(len(all)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), p999: q(0.999)}, nil
+	return result{n: len(all), rate: float64(len(all)) / elapsed.Seconds(), p50: q(0.50), p99: q(0.99), p999: q(0.999)}, nil
 }
 
-func loop(ctx context.Context, workers int, op func(i int) error, lat [][]time.Duration) error {
+// measure runs workers closed-loop clients for d (after a second of
+// warm-up) and reports throughput, latency percentiles and the CPU each
+// party used. profile, when set, is waited for after the run.
+func measure(ctx context.Context, workers int, d time.Duration, newOp opFactory, rdb redis.UniversalClient, apiPID int, profile func() error) (result, error) {
+	ops := make([]func(int) error, workers)
+	for w := range ops {
+		op, done, err := newOp()
+		if err != nil {
+			return result{}, err
+		}
+		defer done()
+		ops[w] = op
+	}
+	warm, cancelWarm := context.WithTimeout(ctx, time.Second)
+	_ = loop(warm, ops, nil)
+	cancelWarm()
+	if err := ctx.Err(); err != nil {
+		return result{}, err
+	}
+
+	before, err := readCPU(ctx, rdb, apiPID)
+	if err != nil {
+		return result{}, err
+	}
+	runCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	lat := make([][]time.Duration, workers)
+	start := time.Now()
+	err = loop(runCtx, ops, lat)
+	elapsed := time.Since(start)
+	if err != nil {
+		return result{}, err
+	}
+	after, err := readCPU(ctx, rdb, apiPID)
+	if err != nil {
+		return result{}, err
+	}
+	if profile != nil {
+		if err := profile(); err != nil {
+			return result{}, err
+		}
+	}
+	r, err := percentiles(lat, elapsed)
+	r.cpu = after.sub(before)
+	return r, err
+}
+
+func loop(ctx context.Context, ops []func(int) error, lat [][]time.Duration) error {
 	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
+	errs := make([]error, len(ops))
+	for w, op := range ops {
 		wg.Go(func() {
-			for i := w; ctx.Err() == nil; i += workers {
+			for i := w; ctx.Err() == nil; i += len(ops) {
 				t := time.Now()
 				if err := op(i); err != nil {
 					if ctx.Err() != nil {
-						return // cut by the end of the case
+						return // cut by the end of the run
 					}
 					errs[w] = err
 					return
@@ -290,4 +436,61 @@ func loop(ctx context.Context, workers int, op func(i int) error, lat [][]time.D
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// measureAtRate offers rate requests per second for d, open loop: request
+// k is due at start + k/rate whatever happened to the others, and its
+// latency counts from then, so time spent queued behind a slow answer is
+// counted (no coordinated omission). At most inFlight requests run at once.
+func measureAtRate(ctx context.Context, inFlight int, d time.Duration, rate float64, newOp opFactory) (result, error) {
+	type job struct {
+		i  int
+		at time.Time
+	}
+	// Room for every job of the run: the scheduler never waits for workers.
+	jobs := make(chan job, int(rate*d.Seconds())+1)
+	lat := make([][]time.Duration, inFlight)
+	errs := make([]error, inFlight)
+	var wg sync.WaitGroup
+	for w := range inFlight {
+		op, done, err := newOp()
+		if err != nil {
+			close(jobs)
+			wg.Wait()
+			return result{}, err
+		}
+		wg.Go(func() {
+			defer done()
+			for j := range jobs {
+				if errs[w] != nil || ctx.Err() != nil {
+					continue // drain
+				}
+				if err := op(j.i); err != nil {
+					errs[w] = err
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(j.at))
+			}
+		})
+	}
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / rate)
+	for k := 0; ; {
+		now := time.Now()
+		if now.Sub(start) >= d || ctx.Err() != nil {
+			break
+		}
+		// Release every job due by now, then sleep a little: a timer per
+		// request would cost the client more than the requests.
+		for ; start.Add(time.Duration(k) * interval).Before(now); k++ {
+			jobs <- job{i: k, at: start.Add(time.Duration(k) * interval)}
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	close(jobs)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return result{}, err
+	}
+	return percentiles(lat, time.Since(start))
 }
