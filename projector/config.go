@@ -24,7 +24,8 @@ type config struct {
 	Topic   string   `name:"topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic of product stock snapshots."`
 	Group   string   `name:"group" env:"STOCK_PROJECTOR_GROUP" default:"stock-projector" help:"Kafka consumer group."`
 
-	RedisAddr     string `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address."`
+	RedisAddr     string `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address (with --redis-cluster, seed nodes separated by commas)."`
+	RedisCluster  bool   `name:"redis-cluster" env:"STOCK_REDIS_CLUSTER" help:"Redis is a Cluster: use the Cluster key layout (docs/redis-layout.md); the query API must say so too."`
 	RedisPassword string `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
 	RedisPrefix   string `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
 
@@ -160,6 +161,10 @@ func (c config) deadLetterTopic() string {
 func (c config) redis() stockstore.ClientConfig {
 	rc := stockstore.DefaultClientConfig()
 	rc.Addrs = []string{c.RedisAddr}
+	if c.RedisCluster {
+		rc.Cluster = true
+		rc.Addrs = strings.Split(c.RedisAddr, ",")
+	}
 	rc.Password = c.RedisPassword
 	// The projector retries whole batches itself; a longer read timeout
 	// than the API's suits big pipelines.
@@ -177,7 +182,7 @@ func (c config) logAttrs() []any {
 	}
 	return []any{
 		"brokers", c.Brokers, "topic", c.Topic, "group", c.Group,
-		"redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix,
+		"redis_addr", c.RedisAddr, "redis_cluster", c.RedisCluster, "redis_password", pw, "redis_prefix", c.RedisPrefix,
 		"batch_size", c.BatchSize, "linger", c.Linger.String(), "apply_timeout", c.ApplyTimeout.String(),
 		"drain_timeout", c.DrainTimeout.String(), "metrics_addr", c.MetricsAddr, "log_level", c.LogLevel,
 		"dead_letter_topic", c.deadLetterTopic(), "changes_retain", c.ChangesRetain, "trim_interval", c.TrimInterval.String(),

@@ -135,3 +135,28 @@ func scrapeMetric(t *testing.T, addr, name string) float64 {
 	t.Fatalf("%s not in the metrics of %s", name, addr)
 	return 0
 }
+
+// The projector program on a Redis Cluster (--redis-cluster, seed nodes by
+// commas) projects the topic into the Cluster layout, and rebuilds it when
+// every key is deleted under it.
+func TestProjectorOnRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster")
+	}
+	rdb, addrs := storetest.Cluster(t)
+	st := storetest.NewOn(t, rdb)
+	topic := pjTopic(t, 3)
+	fillTopic(t, topic, 500, 2)
+	last := lastInTopic(t, topic)
+	args := projectorArgs(topic, testenv.Name(t, "pj_group"), st.Prefix(), "--redis-cluster", "--cache-check-interval", "500ms")
+	for i := range args {
+		if args[i] == "--redis-addr" {
+			args[i+1] = strings.Join(addrs, ",")
+		}
+	}
+	p := start(t, "projector", args...)
+	pjWait(t, time.Minute, "the projection on the cluster", func() string { return matchesTopic(t, st, last) })
+	storetest.DeletePrefix(t, rdb, st.Prefix())
+	p.waitLog(t, "cache rebuilt while running", time.Minute)
+	pjWait(t, time.Minute, "the rebuilt cache on the cluster", func() string { return matchesTopic(t, st, last) })
+}

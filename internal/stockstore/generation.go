@@ -74,14 +74,14 @@ func (s *Store) RequireGeneration() *Store {
 // readKeys returns the key names of the generation reads should use.
 func (s *Store) readKeys(ctx context.Context) (keys, error) {
 	if s.pinned >= 0 {
-		return keys{prefix: genPrefix(s.base, s.pinned)}, nil
+		return keys{prefix: genPrefix(s.base, s.pinned), buckets: s.buckets}, nil
 	}
 	c := s.gen
 	c.mu.Lock()
 	gen, at := c.gen, c.at
 	c.mu.Unlock()
 	if !at.IsZero() && s.now().Sub(at) < c.ttl {
-		return keys{prefix: genPrefix(s.base, gen)}, nil
+		return keys{prefix: genPrefix(s.base, gen), buckets: s.buckets}, nil
 	}
 	gen, err := s.ActiveGeneration(ctx)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Store) readKeys(ctx context.Context) (keys, error) {
 	c.mu.Lock()
 	c.gen, c.at = gen, s.now()
 	c.mu.Unlock()
-	return keys{prefix: genPrefix(s.base, gen)}, nil
+	return keys{prefix: genPrefix(s.base, gen), buckets: s.buckets}, nil
 }
 
 // ActiveGeneration reads the active generation from Redis: 0 when none is
@@ -136,32 +136,60 @@ func (s *Store) InGeneration(gen int64) *Store {
 // InitGeneration makes sure a generation is active. On a Redis without the
 // pointer (new or flushed) it activates a new generation and reports
 // created; a caller that has already projected records (committed offsets)
-// must then rebuild, since the cache lost them.
+// must then rebuild, since the cache lost them. On a Cluster it also sets
+// the buckets' copies of the pointer that are missing.
 func (s *Store) InitGeneration(ctx context.Context) (gen int64, created bool, err error) {
-	res, err := s.runScript(ctx, initGenerationScript, s.base)
+	gen, err = s.ActiveGeneration(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("initialising generation: %w", err)
 	}
-	vals, _ := res.([]any)
-	if len(vals) != 2 {
-		return 0, false, fmt.Errorf("initialising generation: unexpected answer %v", res)
+	if gen == 0 {
+		// Numbers handed out and then not used are harmless; two
+		// processes initialising at once agree through SETNX.
+		if gen, err = s.rdb.Incr(ctx, s.base+generationLastKey).Result(); err != nil {
+			return 0, false, fmt.Errorf("initialising generation: %w", err)
+		}
+		if created, err = s.rdb.SetNX(ctx, s.base+generationKey, gen, 0).Result(); err != nil {
+			return 0, false, fmt.Errorf("initialising generation: %w", err)
+		}
+		if !created {
+			if gen, err = s.ActiveGeneration(ctx); err != nil {
+				return 0, false, fmt.Errorf("initialising generation: %w", err)
+			}
+		}
 	}
-	gen, err = strconv.ParseInt(fmt.Sprint(vals[0]), 10, 64)
-	if err != nil {
-		return 0, false, fmt.Errorf("initialising generation: %w", err)
+	if s.buckets > 0 {
+		pipe := s.rdb.Pipeline()
+		for b := range s.buckets {
+			pipe.SetNX(ctx, s.pointer(b), gen, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, false, fmt.Errorf("initialising generation: %w", err)
+		}
 	}
 	s.forget()
-	return gen, vals[1] == int64(1), nil
+	return gen, created, nil
 }
 
-// Initialized reports whether a generation pointer exists: false on a
-// flushed or new Redis. It is the sentinel the projector checks at start.
+// Initialized reports whether a generation pointer exists (on a Cluster:
+// the pointer and every bucket's copy): false on a flushed or new Redis, or
+// a Cluster of which a node lost its data. It is the sentinel of a lost
+// cache.
 func (s *Store) Initialized(ctx context.Context) (bool, error) {
-	n, err := s.rdb.Exists(ctx, s.base+generationKey).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	cmds := []*redis.IntCmd{pipe.Exists(ctx, s.base+generationKey)}
+	for b := range s.buckets {
+		cmds = append(cmds, pipe.Exists(ctx, s.pointer(b)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return false, fmt.Errorf("checking generation pointer: %w", err)
 	}
-	return n == 1, nil
+	for _, c := range cmds {
+		if c.Val() != 1 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // NewGeneration hands out a generation number never used under this base
@@ -184,17 +212,31 @@ func (s *Store) NewGeneration(ctx context.Context) (int64, error) {
 	}
 }
 
-// Activate makes gen the active generation in one atomic step and returns
-// the one it replaced (0 when none was set). Writers follow at once; readers
-// within GenerationCacheTTL.
+// Activate makes gen the active generation and returns the one it
+// replaced (0 when none was set). Writers follow at once; readers within
+// GenerationCacheTTL. On a Cluster the buckets' copies are switched first,
+// one by one (each bucket's writes follow its copy atomically), then the
+// pointer readers use.
 func (s *Store) Activate(ctx context.Context, gen int64) (prev int64, err error) {
-	res, err := s.runScript(ctx, activateScript, s.base, strconv.FormatInt(gen, 10))
-	if err != nil {
+	if s.buckets > 0 {
+		pipe := s.rdb.Pipeline()
+		for b := range s.buckets {
+			pipe.Set(ctx, s.pointer(b), gen, 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return 0, fmt.Errorf("activating generation %d: %w", gen, err)
+		}
+	}
+	old, err := s.rdb.SetArgs(ctx, s.base+generationKey, gen, redis.SetArgs{Get: true}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		old = "0"
+	case err != nil:
 		return 0, fmt.Errorf("activating generation %d: %w", gen, err)
 	}
-	prev, err = strconv.ParseInt(fmt.Sprint(res), 10, 64)
+	prev, err = strconv.ParseInt(old, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("activating generation %d: %w", gen, err)
+		return 0, fmt.Errorf("activating generation %d: previous %q: %w", gen, old, err)
 	}
 	s.forget()
 	return prev, nil
@@ -237,8 +279,9 @@ func gen0Patterns(p string) []string {
 		p + lowStockKind + "*", p + changesKind, p + changesKind + ":*"}
 }
 
-// DeleteAllGenerations deletes the data keys of every generation, leaving
-// the pointer, the generation counter, the rebuild lock and heartbeats. It
+// DeleteAllGenerations deletes the data keys of every generation and what
+// is left of the pointer, leaving the generation counter, the rebuild lock
+// and heartbeats. It
 // is for a cache that lost its pointer (ErrNoGeneration): nothing serves
 // from it then, and whatever survived a partial loss (a flush racing
 // writes, a deleted pointer) must neither leak nor mix into the generation
@@ -251,6 +294,15 @@ func (s *Store) DeleteAllGenerations(ctx context.Context) (int, error) {
 	}
 	if ok {
 		return 0, errors.New("deleting every generation: a generation is active")
+	}
+	// On a Cluster some buckets' copies of the pointer may have survived:
+	// without them, every write waits for the rebuild's switch.
+	ptrs := []string{s.base + generationKey}
+	for b := range s.buckets {
+		ptrs = append(ptrs, s.pointer(b))
+	}
+	if err := s.unlink(ctx, ptrs); err != nil {
+		return 0, fmt.Errorf("deleting every generation: %w", err)
 	}
 	p := globEscape(s.base)
 	// g[0-9]* is every generation n > 0 and not "generation".
@@ -372,11 +424,6 @@ func (s *Store) LockRebuild(ctx context.Context, owner string, ttl time.Duration
 		_ = s.rdb.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
 			[]string{s.base + rebuildLockKey}, owner).Err()
 	}, nil
-}
-
-// runScript runs one script, loading it when Redis lost its cache.
-func (s *Store) runScript(ctx context.Context, sc *redis.Script, args ...any) (any, error) {
-	return sc.Run(ctx, s.rdb, nil, args...).Result()
 }
 
 // ExtendRebuildLock pushes the rebuild lock's expiry to ttl from now, if

@@ -10,11 +10,11 @@ import (
 // DefaultPrefix is the key prefix used when none is configured.
 const DefaultPrefix = "stock:"
 
-// The key layout (docs/redis-layout.md describes it for operators). Every key
-// of one product carries the hash tag {product_id} so that, in a Redis
-// Cluster, they all live in one slot. Key names are readable on purpose: at
-// 100,000 products the longer names cost about 2 MB, and operators read them
-// with redis-cli.
+// The key layout (docs/redis-layout.md describes it for operators), in two
+// forms: the single-node one, and the Cluster one, where a bucket's hash tag
+// puts every key one write touches in one slot (type keys below). Key names
+// are readable on purpose: at 100,000 products the longer names cost about
+// 2 MB, and operators read them with redis-cli.
 //
 // Data keys live under a generation prefix: the base prefix itself for
 // generation 0 (the layout before generations existed, and what an
@@ -67,14 +67,93 @@ func genPrefix(base string, gen int64) string {
 	return base + "g" + strconv.FormatInt(gen, 10) + ":"
 }
 
-type keys struct{ prefix string }
+// ClusterBuckets is the number of slot groups (buckets) of the layout on a
+// Redis Cluster. A product lives in bucket fnv1a(id) mod ClusterBuckets and
+// every key it touches in one write carries the bucket's hash tag {b<k>}:
+// its hash, its tombstone, its entries in the low-stock sets and the change
+// index of the bucket, and the bucket's copy of the generation pointer. So
+// one script updates them atomically in one slot, which a Cluster requires.
+// Reads of the indexes merge the buckets. 16 spreads evenly over up to a
+// handful of masters; changing it changes every key name (a new prefix and
+// a rebuild).
+const ClusterBuckets = 16
 
-func (k keys) product(id string) string   { return k.prefix + productKind + "{" + id + "}" }
-func (k keys) tombstone(id string) string { return k.prefix + tombstoneKind + "{" + id + "}" }
-func (k keys) watermark(topic string) string {
-	return k.prefix + watermarkKind + "{" + topic + "}"
+// bucketOf is the bucket of a product (or of a partition's watermark, by
+// its number) in a layout of n buckets.
+func bucketOf(id string, n int) int {
+	h := uint32(2166136261) // FNV-1a, 32 bits
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }
-func (k keys) lowStock(warehouseID string) string {
-	return k.prefix + lowStockKind + "{" + warehouseID + "}"
+
+// bucketTag is the hash tag of bucket k.
+func bucketTag(k int) string { return "{b" + strconv.Itoa(k) + "}" }
+
+// keys names the data keys of one generation. On a single node (buckets
+// 0) every key of a product carries the hash tag {product_id}, the
+// low-stock set of a warehouse {warehouse_id}, and the change index is one
+// key. On a Cluster (buckets > 0) the bucket's tag replaces them:
+// product:{b<k>}:<id>, lowstock:{b<k>}:<wh>, changes:{b<k>}. The Lua
+// scripts build the same names (scripts.go, key and ckey): keep both in
+// step.
+type keys struct {
+	prefix  string
+	buckets int
 }
-func (k keys) changes() string { return k.prefix + changesKind }
+
+func (k keys) tagged(kind string, bucket int, rest string) string {
+	if k.buckets == 0 {
+		return k.prefix + kind + "{" + rest + "}"
+	}
+	return k.prefix + kind + bucketTag(bucket) + ":" + rest
+}
+
+func (k keys) bucket(id string) int {
+	if k.buckets == 0 {
+		return 0
+	}
+	return bucketOf(id, k.buckets)
+}
+
+func (k keys) product(id string) string   { return k.tagged(productKind, k.bucket(id), id) }
+func (k keys) tombstone(id string) string { return k.tagged(tombstoneKind, k.bucket(id), id) }
+
+// watermark is the hash of a topic's watermarks; on a Cluster one per
+// bucket, partition p's in bucket p mod buckets (watermarkBucket).
+func (k keys) watermark(topic string, bucket int) string {
+	return k.tagged(watermarkKind, bucket, topic)
+}
+
+// lowStock is the low-stock set of a warehouse (of one bucket on a Cluster).
+func (k keys) lowStock(warehouseID string, bucket int) string {
+	return k.tagged(lowStockKind, bucket, warehouseID)
+}
+
+// changes is the change index (of one bucket on a Cluster).
+func (k keys) changes(bucket int) string {
+	if k.buckets == 0 {
+		return k.prefix + changesKind
+	}
+	return k.prefix + changesKind + ":" + bucketTag(bucket)
+}
+
+// watermarkBucket is the bucket of a partition's watermark.
+func (k keys) watermarkBucket(partition int32) int {
+	if k.buckets == 0 {
+		return 0
+	}
+	return int(partition) % k.buckets
+}
+
+// pointerKey is the generation pointer the scripts of a bucket read: the
+// pointer itself on a single node, the bucket's copy on a Cluster (the
+// scripts may only touch keys of their bucket's slot).
+func pointerKey(base string, buckets, bucket int) string {
+	if buckets == 0 {
+		return base + generationKey
+	}
+	return base + generationKey + ":" + bucketTag(bucket)
+}

@@ -2,21 +2,25 @@ package stockstore
 
 import "github.com/redis/go-redis/v9"
 
-// The scripts build key names themselves (luaPrefix below) rather than take
-// them as KEYS, because the generation they write to is resolved inside the
-// script: a write can then never land in a generation that a rebuild has
-// just retired. Redis allows this on a single node, which is the supported
-// deployment; docs/redis-layout.md ("Redis Cluster") says what a Cluster
-// needs instead. The names must match keys.go.
+// The scripts build key names themselves (key, ckey below) rather than take
+// them all as KEYS, because the generation they write to is resolved inside
+// the script: a write can then never land in a generation that a rebuild
+// has just retired. KEYS[1] is the generation pointer they read: the
+// pointer itself on a single node, the bucket's copy on a Cluster, where
+// every key a script touches carries the bucket's hash tag and so lives in
+// KEYS[1]'s slot (Redis allows undeclared keys of the declared slot). The
+// names must match keys.go.
 
-// luaPrefix resolves the generation prefix: ARGV base and gen, gen ” meaning
-// the active generation (absent pointer: generation 0, the base itself) and
-// gen "!" the active generation that must exist: with the pointer absent
-// gprefix returns nil and the script writes nothing (noGeneration).
+// luaPrefix resolves the generation prefix: KEYS[1] the pointer, base and
+// gen, gen ” meaning the active generation (absent pointer: generation 0,
+// the base itself) and gen "!" the active generation that must exist: with
+// the pointer absent gprefix returns nil and the script writes nothing
+// (nogen). key and ckey name a generation's keys; bt is the bucket's hash
+// tag on a Cluster, ” on a single node.
 const luaPrefix = `
 local function gprefix(base, gen)
   if gen == '' or gen == '!' then
-    local g = redis.call('GET', base .. 'generation')
+    local g = redis.call('GET', KEYS[1])
     if not g and gen == '!' then return nil end
     gen = g or '0'
   end
@@ -25,6 +29,14 @@ local function gprefix(base, gen)
 end
 local function nogen()
   return redis.error_reply('NOGEN no active cache generation')
+end
+local function key(p, bt, kind, rest)
+  if bt == '' then return p .. kind .. '{' .. rest .. '}' end
+  return p .. kind .. bt .. ':' .. rest
+end
+local function ckey(p, bt)
+  if bt == '' then return p .. 'changes' end
+  return p .. 'changes:' .. bt
 end
 `
 
@@ -48,10 +60,11 @@ end
 // was most of the cost of a small product. Each product is still checked on
 // its own; the call as a whole is atomic too.
 //
-// ARGV[1] base prefix, ARGV[2] generation (” = active, "!" = active and
-// required, else NOGEN error), then per product
-// five values: product id, position key, "1" for a tombstone else "0", doc,
-// the low-stock warehouse ids joined by "\n" (” for none).
+// KEYS[1] the generation pointer; ARGV[1] base prefix, ARGV[2] generation
+// (” = active, "!" = active and required, else NOGEN error), ARGV[3] the
+// bucket tag (” on a single node), then per product five values: product
+// id, position key, "1" for a tombstone else "0", doc, the low-stock
+// warehouse ids joined by "\n" (” for none).
 // Returns per product 1 when applied, 0 when stale (older or equal position).
 var applyScript = redis.NewScript(luaPrefix + `
 local function newer(a, b)
@@ -64,9 +77,11 @@ local function newer(a, b)
 end
 local p = gprefix(ARGV[1], ARGV[2])
 if not p then return nogen() end
+local bt = ARGV[3]
+local ck = ckey(p, bt)
 local function apply(id, newpos, del, doc, low)
-  local pk = p .. 'product:{' .. id .. '}'
-  local tk = p .. 'tombstone:{' .. id .. '}'
+  local pk = key(p, bt, 'product:', id)
+  local tk = key(p, bt, 'tombstone:', id)
   local cur = redis.call('HMGET', pk, 'pos', 'low')
   local pos, oldlow, tomb = cur[1], cur[2], false
   if not pos then
@@ -78,7 +93,7 @@ local function apply(id, newpos, del, doc, low)
   end
   if oldlow then
     for wh in string.gmatch(oldlow, '[^\n]+') do
-      redis.call('ZREM', p .. 'lowstock:{' .. wh .. '}', id)
+      redis.call('ZREM', key(p, bt, 'lowstock:', wh), id)
     end
   end
   if del == '1' then
@@ -88,7 +103,7 @@ local function apply(id, newpos, del, doc, low)
     if low ~= '' then
       redis.call('HSET', pk, 'pos', newpos, 'doc', doc, 'low', low)
       for wh in string.gmatch(low, '[^\n]+') do
-        redis.call('ZADD', p .. 'lowstock:{' .. wh .. '}', 0, id)
+        redis.call('ZADD', key(p, bt, 'lowstock:', wh), 0, id)
       end
     else
       redis.call('HSET', pk, 'pos', newpos, 'doc', doc)
@@ -98,12 +113,12 @@ local function apply(id, newpos, del, doc, low)
     -- found above needs deleting.
     if tomb then redis.call('DEL', tk) end
   end
-  local seq = redis.call('INCR', p .. 'changes:seq')
-  redis.call('ZADD', p .. 'changes', seq, id)
+  local seq = redis.call('INCR', ck .. ':seq')
+  redis.call('ZADD', ck, seq, id)
   return 1
 end
 local out = {}
-for i = 3, #ARGV, 5 do
+for i = 4, #ARGV, 5 do
   out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
 end
 return out
@@ -112,32 +127,33 @@ return out
 // watermarkScript moves a partition's watermark forward only: a stale worker
 // (one whose partition was just revoked) cannot rewind it.
 //
-// ARGV[1] base, ARGV[2] generation, ARGV[3] topic, ARGV[4] partition,
-// ARGV[5] offset, ARGV[6] the JSON watermarkDoc. Returns 1 when written, 0
-// when not newer.
+// KEYS[1] the generation pointer; ARGV[1] base, ARGV[2] generation, ARGV[3]
+// bucket tag, ARGV[4] topic, ARGV[5] partition, ARGV[6] offset, ARGV[7] the
+// JSON watermarkDoc. Returns 1 when written, 0 when not newer.
 var watermarkScript = redis.NewScript(luaPrefix + `
 local p = gprefix(ARGV[1], ARGV[2])
 if not p then return nogen() end
-local k = p .. 'watermark:{' .. ARGV[3] .. '}'
-local cur = redis.call('HGET', k, ARGV[4])
+local k = key(p, ARGV[3], 'watermark:', ARGV[4])
+local cur = redis.call('HGET', k, ARGV[5])
 if cur then
   local ok, v = pcall(cjson.decode, cur)
-  if ok and type(v) == 'table' and tonumber(v.offset) and tonumber(v.offset) >= tonumber(ARGV[5]) then
+  if ok and type(v) == 'table' and tonumber(v.offset) and tonumber(v.offset) >= tonumber(ARGV[6]) then
     return 0
   end
 end
-redis.call('HSET', k, ARGV[4], ARGV[6])
+redis.call('HSET', k, ARGV[5], ARGV[7])
 return 1
 `)
 
-// trimScript keeps the newest ARGV[3] entries of the change index and
-// records the highest trimmed sequence as the floor under which cursors have
-// expired. ARGV[1] base, ARGV[2] generation. Returns the entries removed.
+// trimScript keeps the newest ARGV[4] entries of a change index and records
+// the highest trimmed sequence as the floor under which cursors have
+// expired. KEYS[1] the generation pointer; ARGV[1] base, ARGV[2]
+// generation, ARGV[3] bucket tag. Returns the entries removed.
 var trimScript = redis.NewScript(luaPrefix + `
 local p = gprefix(ARGV[1], ARGV[2])
 if not p then return 0 end
-local k = p .. 'changes'
-local drop = redis.call('ZCARD', k) - tonumber(ARGV[3])
+local k = ckey(p, ARGV[3])
+local drop = redis.call('ZCARD', k) - tonumber(ARGV[4])
 if drop <= 0 then return 0 end
 local last = redis.call('ZRANGE', k, drop - 1, drop - 1, 'WITHSCORES')
 redis.call('SET', k .. ':floor', last[2])
@@ -145,34 +161,36 @@ redis.call('ZREMRANGEBYRANK', k, 0, drop - 1)
 return drop
 `)
 
-// changesScript reads the change index of the active generation after a
+// changesScript reads a change index of the active generation after a
 // cursor, with each product's stored position and whether it is deleted, in
 // one atomic read.
 //
-// ARGV[1] base, ARGV[2] the cursor's generation (” = no cursor), ARGV[3]
-// the cursor's sequence, ARGV[4] limit. Returns {gen, "ok"|"expired",
-// head sequence, then id, seq, position key, deleted ("1"/"0") per change}.
+// KEYS[1] the generation pointer; ARGV[1] base, ARGV[2] bucket tag, ARGV[3]
+// the cursor's generation (” = no cursor), ARGV[4] the cursor's sequence,
+// ARGV[5] limit. Returns {gen, "ok"|"expired", head sequence, then id, seq,
+// position key, deleted ("1"/"0") per change}.
 var changesScript = redis.NewScript(luaPrefix + `
 local p, gen = gprefix(ARGV[1], '')
-local k = p .. 'changes'
+local bt = ARGV[2]
+local k = ckey(p, bt)
 local head = redis.call('GET', k .. ':seq') or '0'
 local from = '-inf'
-if ARGV[2] ~= '' then
-  if ARGV[2] ~= gen then return {gen, 'expired', head} end
+if ARGV[3] ~= '' then
+  if ARGV[3] ~= gen then return {gen, 'expired', head} end
   local floor = tonumber(redis.call('GET', k .. ':floor') or '0')
-  if tonumber(ARGV[3]) < floor then return {gen, 'expired', head} end
-  from = '(' .. ARGV[3]
+  if tonumber(ARGV[4]) < floor then return {gen, 'expired', head} end
+  from = '(' .. ARGV[4]
 end
 local out = {gen, 'ok', head}
-local limit = tonumber(ARGV[4])
+local limit = tonumber(ARGV[5])
 if limit <= 0 then return out end
 local ids = redis.call('ZRANGEBYSCORE', k, from, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
 for i = 1, #ids, 2 do
   local id = ids[i]
-  local pos = redis.call('HGET', p .. 'product:{' .. id .. '}', 'pos')
+  local pos = redis.call('HGET', key(p, bt, 'product:', id), 'pos')
   local del = '0'
   if not pos then
-    pos = redis.call('GET', p .. 'tombstone:{' .. id .. '}') or ''
+    pos = redis.call('GET', key(p, bt, 'tombstone:', id)) or ''
     del = '1'
   end
   out[#out + 1] = id
@@ -183,25 +201,4 @@ end
 return out
 `)
 
-// initGenerationScript makes sure a generation is active: it returns the
-// active one, or, when none is (a new or flushed Redis), activates a new
-// one. Returns {generation, 1 if it was created else 0}. ARGV[1] base.
-var initGenerationScript = redis.NewScript(`
-local g = redis.call('GET', ARGV[1] .. 'generation')
-if g then return {g, 0} end
-g = redis.call('INCR', ARGV[1] .. 'generation:last')
-redis.call('SET', ARGV[1] .. 'generation', g)
-return {tostring(g), 1}
-`)
-
-// activateScript switches the active generation to ARGV[2] and returns the
-// one it replaced ('0' when none was set). ARGV[1] base.
-var activateScript = redis.NewScript(`
-local old = redis.call('GET', ARGV[1] .. 'generation') or '0'
-redis.call('SET', ARGV[1] .. 'generation', ARGV[2])
-return old
-`)
-
-var allScripts = []*redis.Script{
-	applyScript, watermarkScript, trimScript, changesScript, initGenerationScript, activateScript,
-}
+var allScripts = []*redis.Script{applyScript, watermarkScript, trimScript, changesScript}

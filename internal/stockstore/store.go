@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -39,19 +40,44 @@ type Store struct {
 	// requireGen makes writes that follow the active generation fail with
 	// ErrNoGeneration when there is none (RequireGeneration).
 	requireGen bool
-	gen        *genCache // shared by the stores derived from one New
+	// buckets is the number of slot groups of the Cluster layout, 0 on a
+	// single node (keys.go).
+	buckets int
+	gen     *genCache // shared by the stores derived from one New
 	now    func() time.Time
 }
 
 // New returns a Store over rdb with all keys under prefix (programs default
 // to DefaultPrefix). Distinct prefixes are independent stores, which tests
-// rely on.
+// rely on. Over a *redis.ClusterClient the store uses the Cluster layout
+// (ClusterBuckets slot groups), over any other client the single-node one.
 func New(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return nil, err
 	}
-	return &Store{rdb: rdb, base: prefix, pinned: -1, gen: &genCache{ttl: GenerationCacheTTL}, now: time.Now}, nil
+	buckets := 0
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		buckets = ClusterBuckets
+	}
+	return &Store{rdb: rdb, base: prefix, pinned: -1, buckets: buckets,
+		gen: &genCache{ttl: GenerationCacheTTL}, now: time.Now}, nil
 }
+
+// nBuckets is how many change indexes, low-stock sets per warehouse and
+// generation pointer copies the layout has: 1 on a single node.
+func (s *Store) nBuckets() int { return max(s.buckets, 1) }
+
+// bucketTag is the hash tag the scripts put in the key names of bucket k
+// (” on a single node).
+func (s *Store) bucketTag(k int) string {
+	if s.buckets == 0 {
+		return ""
+	}
+	return bucketTag(k)
+}
+
+// pointer is the generation pointer the scripts of bucket k read.
+func (s *Store) pointer(k int) string { return pointerKey(s.base, s.buckets, k) }
 
 // Prefix returns the base key prefix of the store.
 func (s *Store) Prefix() string { return s.base }
@@ -95,13 +121,18 @@ type scriptCall struct {
 // in the same pipeline. On error nothing tells which snapshots landed; the
 // caller retries the whole batch, which idempotence makes safe.
 func (s *Store) Apply(ctx context.Context, snaps []Snapshot, marks ...Watermark) (applied []bool, err error) {
-	calls := make([]scriptCall, 0, (len(snaps)+applyChunk-1)/applyChunk+len(marks))
-	for chunk := range slices.Chunk(snaps, applyChunk) {
-		c, err := s.applyCall(chunk)
-		if err != nil {
-			return nil, err
+	groups := s.byBucket(snaps)
+	calls := make([]scriptCall, 0, (len(snaps)+applyChunk-1)/applyChunk+len(groups)+len(marks))
+	var parts [][]int // per apply call, the indexes in snaps of its products
+	for bucket, idx := range groups {
+		for chunk := range slices.Chunk(idx, applyChunk) {
+			c, err := s.applyCall(bucket, snaps, chunk)
+			if err != nil {
+				return nil, err
+			}
+			calls = append(calls, c)
+			parts = append(parts, chunk)
 		}
-		calls = append(calls, c)
 	}
 	nApply := len(calls)
 	for _, m := range marks {
@@ -114,17 +145,17 @@ func (s *Store) Apply(ctx context.Context, snaps []Snapshot, marks ...Watermark)
 	if err := s.run(ctx, calls); err != nil {
 		return nil, err
 	}
-	applied = make([]bool, 0, len(snaps))
+	applied = make([]bool, len(snaps))
 	for i, c := range calls[:nApply] {
 		res, err := c.cmd.Int64Slice()
-		if err == nil && len(res) != min(applyChunk, len(snaps)-i*applyChunk) {
+		if err == nil && len(res) != len(parts[i]) {
 			err = fmt.Errorf("%d answers", len(res))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("applying snapshots of %q and following: %w", snaps[i*applyChunk].ProductID, err)
+			return nil, fmt.Errorf("applying snapshots of %q and following: %w", snaps[parts[i][0]].ProductID, err)
 		}
-		for _, n := range res {
-			applied = append(applied, n == 1)
+		for j, n := range res {
+			applied[parts[i][j]] = n == 1
 		}
 	}
 	for _, c := range calls[nApply:] {
@@ -135,16 +166,38 @@ func (s *Store) Apply(ctx context.Context, snaps []Snapshot, marks ...Watermark)
 	return applied, nil
 }
 
+// byBucket returns the indexes of snaps by bucket, in order within each (a
+// product's snapshots stay in order: they are in one bucket). A single node
+// has one bucket, 0.
+func (s *Store) byBucket(snaps []Snapshot) [][]int {
+	groups := make([][]int, s.nBuckets())
+	if s.buckets == 0 {
+		idx := make([]int, len(snaps))
+		for i := range idx {
+			idx[i] = i
+		}
+		groups[0] = idx
+		return groups
+	}
+	for i := range snaps {
+		b := bucketOf(snaps[i].ProductID, s.buckets)
+		groups[b] = append(groups[b], i)
+	}
+	return groups
+}
+
 // applyChunk is the most products one apply script call takes. Larger
 // calls cost less per product but hold Redis longer: 100 products of 20
 // warehouses run in about 2 ms (make bench-projector), short enough for the
 // readers waiting behind them.
 const applyChunk = 100
 
-func (s *Store) applyCall(snaps []Snapshot) (scriptCall, error) {
-	args := make([]any, 0, 2+5*len(snaps))
-	args = append(args, s.base, s.writeGen())
-	for i := range snaps {
+// applyCall is one apply script call of the snapshots snaps[i], i in idx,
+// all of bucket.
+func (s *Store) applyCall(bucket int, snaps []Snapshot, idx []int) (scriptCall, error) {
+	args := make([]any, 0, 3+5*len(idx))
+	args = append(args, s.base, s.writeGen(), s.bucketTag(bucket))
+	for _, i := range idx {
 		sn := &snaps[i]
 		if sn.ProductID == "" {
 			// An empty hash tag would spread the product's keys over slots.
@@ -159,7 +212,7 @@ func (s *Store) applyCall(snaps []Snapshot) (scriptCall, error) {
 		}
 		args = append(args, sn.ProductID, sn.Position.Key(), deleted, doc, low)
 	}
-	return scriptCall{script: applyScript, args: args}, nil
+	return scriptCall{script: applyScript, keys: []string{s.pointer(bucket)}, args: args}, nil
 }
 
 func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
@@ -176,9 +229,12 @@ func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
 	if err != nil {
 		return scriptCall{}, fmt.Errorf("encoding watermark of %s/%d: %w", m.Topic, m.Partition, err)
 	}
+	b := keys{buckets: s.buckets}.watermarkBucket(m.Partition)
 	return scriptCall{
 		script: watermarkScript,
-		args:   []any{s.base, s.writeGen(), m.Topic, strconv.FormatInt(int64(m.Partition), 10), m.Offset, doc},
+		keys:   []string{s.pointer(b)},
+		args: []any{s.base, s.writeGen(), s.bucketTag(b), m.Topic,
+			strconv.FormatInt(int64(m.Partition), 10), m.Offset, doc},
 	}, nil
 }
 
@@ -338,9 +394,18 @@ func (s *Store) Watermarks(ctx context.Context, topic string) ([]Watermark, erro
 	if err != nil {
 		return nil, err
 	}
-	all, err := s.rdb.HGetAll(ctx, k.watermark(topic)).Result()
-	if err != nil {
+	// On a Cluster each bucket holds the watermarks of its partitions.
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, s.nBuckets())
+	for b := range cmds {
+		cmds[b] = pipe.HGetAll(ctx, k.watermark(topic, b))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("reading watermarks of %s: %w", topic, err)
+	}
+	all := map[string]string{}
+	for _, c := range cmds {
+		maps.Copy(all, c.Val())
 	}
 	out := make([]Watermark, 0, len(all))
 	for field, v := range all {

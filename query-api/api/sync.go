@@ -32,6 +32,10 @@ func (s *server) limitParam(c echo.Context) (int, error) {
 	return n, nil
 }
 
+// maxChangeCursor bounds a change cursor: a generation and one sequence
+// per bucket of the Redis layout (stockstore.ClusterBuckets on a Cluster).
+const maxChangeCursor = 512
+
 func invalidCursor() *apiError {
 	return newError(http.StatusUnprocessableEntity, codeInvalidParameter, map[string]any{"parameter": "cursor"},
 		"cursor is not one this API handed out; start without one or from /v1/stock/changes/head")
@@ -65,7 +69,7 @@ func (s *server) changes(c echo.Context) error {
 		return err
 	}
 	cursor := c.QueryParam("cursor")
-	if len(cursor) > 64 {
+	if len(cursor) > maxChangeCursor {
 		return invalidCursor()
 	}
 	v, err := s.viewOf(c)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,16 +54,40 @@ func New(t testing.TB) (*stockstore.Store, redis.UniversalClient) {
 	return st, rdb
 }
 
-// Keys returns every key under prefix, sorted.
+// NewOn returns a Store over rdb (a Cluster's, say) under a unique prefix
+// whose keys are deleted when the test ends.
+func NewOn(t testing.TB, rdb redis.UniversalClient) *stockstore.Store {
+	t.Helper()
+	st, err := stockstore.New(rdb, Prefix(t, rdb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// Keys returns every key under prefix, sorted (of every master of a
+// Cluster).
 func Keys(t testing.TB, rdb redis.UniversalClient, prefix string) []string {
 	t.Helper()
 	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var mu sync.Mutex
 	var ks []string
-	for iter.Next(ctx) {
-		ks = append(ks, iter.Val())
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			ks = append(ks, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	var err error
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, rdb)
+	}
+	if err != nil {
 		t.Fatalf("scanning keys under %s: %v", prefix, err)
 	}
 	slices.Sort(ks)
@@ -74,7 +99,12 @@ func DeletePrefix(t testing.TB, rdb redis.UniversalClient, prefix string) {
 	t.Helper()
 	ctx := context.Background()
 	for chunk := range slices.Chunk(Keys(t, rdb, prefix), 500) {
-		if err := rdb.Del(ctx, chunk...).Err(); err != nil {
+		// One DEL per key: on a Cluster the keys are in many slots.
+		pipe := rdb.Pipeline()
+		for _, k := range chunk {
+			pipe.Del(ctx, k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
 			t.Errorf("deleting keys under %s: %v", prefix, err)
 		}
 	}
@@ -101,8 +131,8 @@ func Dump(t testing.TB, rdb redis.UniversalClient, prefix string) map[string]str
 		}
 		var v string
 		switch {
-		case rel == "changes:seq" || rel == "changes:floor":
-			continue
+		case strings.HasPrefix(rel, "changes") && (strings.HasSuffix(rel, ":seq") || strings.HasSuffix(rel, ":floor")):
+			continue // changes:seq, or changes:{b<k>}:seq on a Cluster
 		case typ == "string":
 			v, err = rdb.Get(ctx, k).Result()
 		case typ == "hash":

@@ -1,0 +1,119 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/stockpipe/stock/internal/stockstore"
+)
+
+// Cluster starts a Redis Cluster of three masters without replicas (the
+// machine's redis-server, joined with redis-cli --cluster create) on free
+// ports in a temporary directory, and returns a client of it as the
+// programs make one, and the masters' addresses. The nodes are stopped
+// when the test ends. It takes a second or two.
+func Cluster(t testing.TB) (redis.UniversalClient, []string) {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found (scripts/stack.sh installs it): %v", err)
+	}
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("redis-cli not found: %v", err)
+	}
+	dir := t.TempDir()
+	var addrs []string
+	for i := range 3 {
+		port := freePort(t)
+		addr := "127.0.0.1:" + port
+		nodeDir := filepath.Join(dir, port)
+		if err := os.Mkdir(nodeDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		log, err := os.Create(filepath.Join(nodeDir, "redis.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--dir", nodeDir,
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
+			"--save", "", "--appendonly", "no", "--daemonize", "no")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("starting cluster node %d: %v", i, err)
+		}
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+			log.Close()
+		})
+		addrs = append(addrs, addr)
+	}
+	ctx := context.Background()
+	for _, a := range addrs {
+		waitNode(t, a, func(c *redis.Client) error { return c.Ping(ctx).Err() })
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	out, err := exec.Command(cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("creating the cluster: %v\n%s", err, out)
+	}
+	for _, a := range addrs {
+		waitNode(t, a, func(c *redis.Client) error {
+			info, err := c.ClusterInfo(ctx).Result()
+			if err == nil && !strings.Contains(info, "cluster_state:ok") {
+				err = fmt.Errorf("cluster state not ok yet")
+			}
+			return err
+		})
+	}
+	cfg := stockstore.DefaultClientConfig()
+	cfg.Addrs, cfg.Cluster = addrs, true
+	rdb := stockstore.NewClient(cfg)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb, addrs
+}
+
+// waitNode waits until ok succeeds on the node at addr.
+func waitNode(t testing.TB, addr string, ok func(*redis.Client) error) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		err := ok(c)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster node %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
