@@ -197,6 +197,34 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("pointer copies left split", func(t *testing.T) {
+		st := storetest.NewOn(t, rdb)
+		if _, _, err := st.InitGeneration(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ps, err := st.Pointer(ctx); err != nil || ps != stockstore.PointerActive {
+			t.Fatalf("pointer = %v %v, want active", ps, err)
+		}
+		apply(t, st, snapsAt(10, 1)...)
+		// A rebuild that died between switching the buckets' copies and the
+		// readers' pointer: here one copy already points elsewhere.
+		if err := rdb.Set(ctx, st.Prefix()+"generation:{b3}", "7", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if ps, err := st.Pointer(ctx); err != nil || ps != stockstore.PointerSplit {
+			t.Fatalf("pointer = %v %v, want split", ps, err)
+		}
+		if ok, err := st.Initialized(ctx); err != nil || !ok {
+			t.Fatalf("initialized = %v %v; a split pointer still exists", ok, err)
+		}
+		if _, err := st.DeleteAllGenerations(ctx); err != nil {
+			t.Fatalf("deleting every generation of a split cache: %v", err)
+		}
+		if ps, err := st.Pointer(ctx); err != nil || ps != stockstore.PointerMissing {
+			t.Fatalf("pointer after deleting = %v %v, want missing", ps, err)
+		}
+	})
+
 	t.Run("a master loses its data", func(t *testing.T) {
 		st := storetest.NewOn(t, rdb)
 		if _, _, err := st.InitGeneration(ctx); err != nil {

@@ -171,25 +171,61 @@ func (s *Store) InitGeneration(ctx context.Context) (gen int64, created bool, er
 	return gen, created, nil
 }
 
-// Initialized reports whether a generation pointer exists (on a Cluster:
-// the pointer and every bucket's copy): false on a flushed or new Redis, or
-// a Cluster of which a node lost its data. It is the sentinel of a lost
-// cache.
-func (s *Store) Initialized(ctx context.Context) (bool, error) {
+// PointerState is what Redis holds of the generation pointer.
+type PointerState int
+
+const (
+	// PointerActive: the pointer, and on a Cluster every bucket's copy,
+	// equal to it.
+	PointerActive PointerState = iota
+	// PointerMissing: no pointer, or on a Cluster a copy missing: a new
+	// Redis, or one that lost the cache (flushed, restarted without
+	// persistence; on a Cluster, possibly one master only).
+	PointerMissing
+	// PointerSplit: on a Cluster, copies that differ from the pointer: a
+	// switch under way (Activate), or one a crashed rebuild left half done,
+	// which leaves writers and readers on different generations for good.
+	PointerSplit
+)
+
+// Pointer reads the generation pointer and its copies in one round trip.
+func (s *Store) Pointer(ctx context.Context) (PointerState, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := []*redis.IntCmd{pipe.Exists(ctx, s.base+generationKey)}
+	cmds := []*redis.StringCmd{pipe.Get(ctx, s.base+generationKey)}
 	for b := range s.buckets {
-		cmds = append(cmds, pipe.Exists(ctx, s.pointer(b)))
+		cmds = append(cmds, pipe.Get(ctx, s.pointer(b)))
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return false, fmt.Errorf("checking generation pointer: %w", err)
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("reading generation pointer: %w", err)
 	}
+	state := PointerActive
 	for _, c := range cmds {
-		if c.Val() != 1 {
-			return false, nil
+		switch {
+		case errors.Is(c.Err(), redis.Nil):
+			return PointerMissing, nil
+		case c.Val() != cmds[0].Val():
+			state = PointerSplit
 		}
 	}
-	return true, nil
+	return state, nil
+}
+
+// Initialized reports whether a generation pointer exists (on a Cluster:
+// the pointer and every bucket's copy): false on a new or flushed Redis,
+// or a Cluster of which a master lost its data. It is the sentinel of a
+// lost cache.
+func (s *Store) Initialized(ctx context.Context) (bool, error) {
+	st, err := s.Pointer(ctx)
+	return st != PointerMissing, err
+}
+
+// RebuildLocked reports whether a rebuild holds the rebuild lock.
+func (s *Store) RebuildLocked(ctx context.Context) (bool, error) {
+	n, err := s.rdb.Exists(ctx, s.base+rebuildLockKey).Result()
+	if err != nil {
+		return false, fmt.Errorf("checking rebuild lock: %w", err)
+	}
+	return n == 1, nil
 }
 
 // NewGeneration hands out a generation number never used under this base
@@ -281,18 +317,18 @@ func gen0Patterns(p string) []string {
 
 // DeleteAllGenerations deletes the data keys of every generation and what
 // is left of the pointer, leaving the generation counter, the rebuild lock
-// and heartbeats. It
-// is for a cache that lost its pointer (ErrNoGeneration): nothing serves
-// from it then, and whatever survived a partial loss (a flush racing
-// writes, a deleted pointer) must neither leak nor mix into the generation
-// rebuilt next, which may reuse a number once the counter is gone too. It
-// refuses while a generation is active.
+// and heartbeats. It is for a cache that lost its pointer (ErrNoGeneration),
+// or, on a Cluster, whose pointer copies a crashed rebuild left split:
+// nothing trustworthy serves from it then, and whatever survived (a flush
+// racing writes, a deleted pointer) must neither leak nor mix into the
+// generation rebuilt next, which may reuse a number once the counter is
+// gone too. It refuses while a generation is active (PointerActive).
 func (s *Store) DeleteAllGenerations(ctx context.Context) (int, error) {
-	ok, err := s.Initialized(ctx)
+	st, err := s.Pointer(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if ok {
+	if st == PointerActive {
 		return 0, errors.New("deleting every generation: a generation is active")
 	}
 	// On a Cluster some buckets' copies of the pointer may have survived:

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
 	"github.com/stockpipe/stock/internal/testenv"
 )
@@ -117,6 +118,24 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 		}
 		if n := counterValue(t, guard.lost); n != 1 {
 			t.Errorf("losses counted = %v, want 1", n)
+		}
+	})
+
+	t.Run("a switch left half done", func(t *testing.T) {
+		// A rebuild that died between the buckets' copies of the pointer
+		// and the readers' pointer: writers of bucket 5 would go on
+		// writing a generation readers never read.
+		if err := rdb.Set(ctx, st.Prefix()+"generation:{b5}", "99", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the guard to rebuild", func() bool {
+			ps, err := st.Pointer(ctx)
+			return err == nil && ps == stockstore.PointerActive && counterValue(t, guard.recovered) == 2
+		})
+		write(5000, 400)
+		waitFor(t, "the projection after the rebuild", matches)
+		if n := counterValue(t, guard.lost); n != 2 {
+			t.Errorf("losses counted = %v, want 2", n)
 		}
 	})
 }

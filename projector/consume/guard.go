@@ -106,19 +106,28 @@ func (g *Guard) Run(ctx context.Context, lost <-chan struct{}) error {
 	}
 }
 
-// isLost reports whether Redis answers without an active generation. Redis
-// down is not a loss: the workers retry until it answers; err says so.
+// isLost reports whether Redis answers without an active generation (or,
+// on a Cluster, with its pointer copies split while no rebuild is switching
+// them: a rebuild crashed half way through the switch, leaving writers and
+// readers on different generations). Redis down is not a loss: the workers
+// retry until it answers; err says so.
 func (g *Guard) isLost(ctx context.Context) (bool, error) {
 	cctx, cancel := context.WithTimeout(ctx, g.cfg.CheckTimeout)
 	defer cancel()
-	ok, err := g.store.Initialized(cctx)
+	// The lock first: a split seen after it was free is not a switch under
+	// way (a rebuild replays for far longer than these two reads take).
+	locked, err := g.store.RebuildLocked(cctx)
+	var ps stockstore.PointerState
+	if err == nil {
+		ps, err = g.store.Pointer(cctx)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			g.log.Warn("cannot check the cache generation", "error", err)
 		}
 		return false, err
 	}
-	return !ok, nil
+	return ps == stockstore.PointerMissing || (ps == stockstore.PointerSplit && !locked), nil
 }
 
 // recover rebuilds the lost cache, or waits for the process that does,
@@ -126,7 +135,7 @@ func (g *Guard) isLost(ctx context.Context) (bool, error) {
 // running") is said in the log lines.
 func (g *Guard) recover(ctx context.Context, when string) {
 	g.lost.Inc()
-	g.log.Error("redis lost the stock cache "+when+" (no active generation: flushed, or restarted without persistence); rebuilding it from the topic",
+	g.log.Error("redis lost the stock cache "+when+" (no active generation: flushed, or restarted without persistence; or a generation switch left half done); rebuilding it from the topic",
 		"prefix", g.store.Prefix(), "topic", g.cfg.Rebuild.Topic)
 	backoff := g.cfg.Rebuild.RetryMin
 	for {

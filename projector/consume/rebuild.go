@@ -161,7 +161,8 @@ func Rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 var errCacheActive = errors.New("a cache generation is active again")
 
 // RebuildLost rebuilds a cache that lost its active generation (Redis
-// flushed or restarted without persistence): like Rebuild from the start of
+// flushed or restarted without persistence; on a Cluster also pointer
+// copies left split by a crashed rebuild): like Rebuild from the start of
 // the topic, but first it deletes whatever data survived in any generation,
 // since nothing serves from it now. done is false when, once it held the
 // rebuild lock, a generation was active again (another process rebuilt):
@@ -213,11 +214,11 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		// Under the lock no other rebuild can activate a generation; a
 		// projector starting on an empty Redis without committed offsets
 		// could, and that generation must not be cleared.
-		ok, err := store.Initialized(ctx)
+		ps, err := store.Pointer(ctx)
 		if err != nil {
 			return st, err
 		}
-		if ok {
+		if ps == stockstore.PointerActive {
 			return st, errCacheActive
 		}
 		n, err := store.DeleteAllGenerations(ctx)
