@@ -35,6 +35,11 @@ type Writer struct {
 // default).
 const transactionTimeout = 10 * time.Minute
 
+// retryBackoff starts at 2 ms and doubles up to a second.
+func retryBackoff(tries int) time.Duration {
+	return 2 * time.Millisecond << min(max(tries-1, 0), 9)
+}
+
 // NewWriter creates the transactional client and fences previous instances
 // by committing a boot marker, which also aborts whatever transaction a
 // killed predecessor left open, so readers see a stable end right after.
@@ -45,6 +50,14 @@ func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointT
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.MaxBufferedRecords(100_000),
+		// Transactions follow each other within milliseconds, and the
+		// broker answers CONCURRENT_TRANSACTIONS until it wrote the previous
+		// one's markers (a millisecond or two here). The client's defaults
+		// wait 20 ms (transactional requests) and 250 ms (a produce
+		// retried for it, with transaction version 2), which were the
+		// commit-to-Kafka tail.
+		kgo.ConcurrentTransactionsBackoff(time.Millisecond),
+		kgo.RetryBackoffFn(retryBackoff),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating transactional client: %w", err)
