@@ -38,12 +38,16 @@ type batch struct {
 
 // newBatch decodes recs (in offset order, one partition) and keeps, per
 // product, the snapshot with the greatest position; on equal positions the
-// later record wins, as it would in Redis.
+// later record wins, as it would in Redis. Transaction markers carry
+// nothing to apply; they only move the offset to commit.
 func newBatch(recs []*kgo.Record) batch {
 	var b batch
 	b.snaps = make([]stockstore.Snapshot, 0, len(recs))
 	at := make(map[string]int, len(recs)) // product id -> index in b.snaps
 	for _, r := range recs {
+		if r.Attrs.IsControl() {
+			continue
+		}
 		s, err := snapshotOf(r)
 		if err != nil {
 			b.bad = append(b.bad, badRecord{rec: r, err: err})

@@ -94,6 +94,10 @@ func (c *Consumer) newClient() (*kgo.Client, error) {
 		// Only committed producer transactions: aborted writes never reach
 		// Redis.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers are delivered too (workers skip them), so a
+		// caught-up partition commits past its last marker: the group's lag
+		// reads 0, not 1, in the metric and in Kafka's own tools.
+		kgo.KeepControlRecords(),
 		// A group without committed offsets replays the compacted topic
 		// from its start, which rebuilds the whole cache.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -150,7 +154,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			last := p.Records[len(p.Records)-1].Offset
 			c.metrics.consumerLag.WithLabelValues(p.Topic, partitionLabel(p.Partition)).
 				Set(float64(max(p.HighWatermark-last-1, 0)))
-			c.metrics.consumed.Add(float64(len(p.Records)))
+			data := 0
+			for _, r := range p.Records {
+				if !r.Attrs.IsControl() {
+					data++
+				}
+			}
+			c.metrics.consumed.Add(float64(data))
 			c.mu.Lock()
 			w := c.workers[p.Partition]
 			c.mu.Unlock()

@@ -214,12 +214,21 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 		}
 		return true
 	})
-	// Offsets are committed once Redis acknowledged: one past the last data
-	// record of each partition (the transaction marker follows it).
+	// Offsets are committed once Redis acknowledged, past the transaction
+	// marker that follows the last data record: a caught-up group has no lag.
 	wantCommitted := map[int32]int64{}
 	for p, o := range lastOffsets(produced) {
-		wantCommitted[p] = o + 1
+		wantCommitted[p] = o + 2
 	}
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		if _, ok := wantCommitted[o.Partition]; ok {
+			wantCommitted[o.Partition] = o.Offset
+		}
+	})
 	waitFor(t, "offsets to be committed", func() bool {
 		got := committed(t, adm, group, topic)
 		for p, o := range wantCommitted {
@@ -229,6 +238,15 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 		}
 		return true
 	})
+	for p := range wantCommitted {
+		var m dto.Metric
+		if err := c.metrics.consumerLag.WithLabelValues(topic, partitionLabel(p)).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if lag := m.GetGauge().GetValue(); lag != 0 {
+			t.Errorf("partition %d: consumer lag metric %v once caught up, want 0", p, lag)
+		}
+	}
 	if n := counterValue(t, c.metrics.consumed); n != float64(len(recs)) {
 		t.Errorf("consumed %v records, want %d (the aborted one is never delivered)", n, len(recs))
 	}
@@ -292,8 +310,9 @@ func TestRedisDownCommitsNothingThenCatchesUp(t *testing.T) {
 	waitFor(t, "the batch to be applied after redis came back", func() bool {
 		return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2
 	})
+	// Past the last record and the transaction marker after it.
 	last := lastOffsets(produced)[0]
-	waitFor(t, "the offset to be committed", func() bool { return committed(t, adm, group, topic)[0] == last+1 })
+	waitFor(t, "the offset to be committed", func() bool { return committed(t, adm, group, topic)[0] == last+2 })
 }
 
 func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
@@ -311,7 +330,7 @@ func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
 	c, _ := startConsumer(t, topic, group, st)
 	waitFor(t, "the good records", func() bool { return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2 })
 	last := lastOffsets(produced)[0]
-	waitFor(t, "the offset to move past the poison", func() bool { return committed(t, adm, group, topic)[0] == last+1 })
+	waitFor(t, "the offset to move past the poison", func() bool { return committed(t, adm, group, topic)[0] == last+2 })
 	if n := counterValue(t, c.metrics.decodeErrs); n != 2 {
 		t.Errorf("decode errors = %v, want 2", n)
 	}

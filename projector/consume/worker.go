@@ -126,15 +126,24 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	if !b.last.IsZero() {
 		w.last, w.lastCommit = b.last, b.lastCommit
 	}
+	// The commit goes past the batch's last record, a transaction marker
+	// included; the watermark names the last data record, as a replay
+	// (which never sees markers) would.
 	lastRec := recs[len(recs)-1]
-	mark := stockstore.Watermark{
-		Topic: w.topic, Partition: w.partition, Offset: lastRec.Offset,
-		Position: w.last, CommitTime: w.lastCommit,
+	lastData := lastRec
+	for i := len(recs) - 1; i >= 0 && lastData.Attrs.IsControl(); i-- {
+		lastData = recs[i]
 	}
-
-	applied, ok := w.apply(b.snaps, mark)
-	if !ok {
-		return false
+	var applied []bool
+	if !lastData.Attrs.IsControl() {
+		mark := stockstore.Watermark{
+			Topic: w.topic, Partition: w.partition, Offset: lastData.Offset,
+			Position: w.last, CommitTime: w.lastCommit,
+		}
+		var ok bool
+		if applied, ok = w.apply(b.snaps, mark); !ok {
+			return false
+		}
 	}
 	now := time.Now()
 	for i, yes := range applied {
