@@ -29,10 +29,11 @@ type config struct {
 	RedisPassword string `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
 	RedisPrefix   string `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
 
-	BatchSize    int           `name:"batch-size" env:"STOCK_PROJECTOR_BATCH_SIZE" default:"1000" help:"Most records applied in one Redis round trip."`
-	Linger       time.Duration `name:"linger" env:"STOCK_PROJECTOR_LINGER" default:"0s" help:"Wait for more records to fill a batch (0: apply what has arrived)."`
-	ApplyTimeout time.Duration `name:"apply-timeout" env:"STOCK_PROJECTOR_APPLY_TIMEOUT" default:"5s" help:"Bound of one Redis round trip."`
-	DrainTimeout time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"15s" help:"Bound of finishing the batches in hand at shutdown."`
+	BatchSize      int           `name:"batch-size" env:"STOCK_PROJECTOR_BATCH_SIZE" default:"1000" help:"Most records applied in one Redis round trip."`
+	Linger         time.Duration `name:"linger" env:"STOCK_PROJECTOR_LINGER" default:"0s" help:"Wait for more records to fill a batch (0: apply what has arrived)."`
+	ApplyTimeout   time.Duration `name:"apply-timeout" env:"STOCK_PROJECTOR_APPLY_TIMEOUT" default:"5s" help:"Bound of one Redis round trip."`
+	DrainTimeout   time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"15s" help:"Bound of finishing the batches in hand at shutdown."`
+	CommitInterval time.Duration `name:"commit-interval" env:"STOCK_PROJECTOR_COMMIT_INTERVAL" default:"100ms" help:"How often offsets of applied batches are committed to Kafka (in the background; also on revoke and at shutdown)."`
 
 	DeadLetterTopic string        `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of undecodable records (default: the topic followed by .dlq)."`
 	ChangesRetain   int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
@@ -148,6 +149,7 @@ func (c config) consume() consume.Config {
 	cc.Linger = c.Linger
 	cc.ApplyTimeout = c.ApplyTimeout
 	cc.DrainTimeout = c.DrainTimeout
+	cc.CommitInterval = c.CommitInterval
 	return cc
 }
 

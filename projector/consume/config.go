@@ -29,6 +29,12 @@ type Config struct {
 	// commit.
 	ApplyTimeout  time.Duration
 	CommitTimeout time.Duration
+	// CommitInterval is how often the offsets of applied batches are
+	// committed to Kafka, in the background: a worker never waits for a
+	// commit (commits of one client are serialised, so partitions committing
+	// after every batch waited for each other). A crash replays at most this
+	// much more, which Redis skips as stale.
+	CommitInterval time.Duration
 	// RetryMin and RetryMax bound the backoff between failed applies.
 	RetryMin time.Duration
 	RetryMax time.Duration
@@ -43,13 +49,14 @@ const DeadLetterSuffix = ".dlq"
 // DeadLetterTopic (by default Topic + DeadLetterSuffix).
 func DefaultConfig() Config {
 	return Config{
-		ClientID:      "stock-projector",
-		BatchSize:     1000,
-		ApplyTimeout:  5 * time.Second,
-		CommitTimeout: 10 * time.Second,
-		RetryMin:      100 * time.Millisecond,
-		RetryMax:      5 * time.Second,
-		DrainTimeout:  15 * time.Second,
+		ClientID:       "stock-projector",
+		BatchSize:      1000,
+		ApplyTimeout:   5 * time.Second,
+		CommitTimeout:  10 * time.Second,
+		CommitInterval: 100 * time.Millisecond,
+		RetryMin:       100 * time.Millisecond,
+		RetryMax:       5 * time.Second,
+		DrainTimeout:   15 * time.Second,
 	}
 }
 
@@ -82,7 +89,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("linger must not be negative, got %s", c.Linger))
 	}
 	for name, d := range map[string]time.Duration{
-		"apply timeout": c.ApplyTimeout, "commit timeout": c.CommitTimeout,
+		"apply timeout": c.ApplyTimeout, "commit timeout": c.CommitTimeout, "commit interval": c.CommitInterval,
 		"retry min": c.RetryMin, "retry max": c.RetryMax, "drain timeout": c.DrainTimeout,
 	} {
 		if d <= 0 {

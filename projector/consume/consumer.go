@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/plugin/kprom"
 	"github.com/twmb/franz-go/plugin/kslog"
 
@@ -101,8 +102,12 @@ func (c *Consumer) newClient() (*kgo.Client, error) {
 		// A group without committed offsets replays the compacted topic
 		// from its start, which rebuilds the whole cache.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		// Offsets are committed by the workers after Redis acknowledged.
-		kgo.DisableAutoCommit(),
+		// Workers mark a batch's last record once Redis acknowledged it;
+		// only marked offsets are committed, every CommitInterval, on revoke
+		// and at shutdown.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(c.cfg.CommitInterval),
+		kgo.AutoCommitCallback(c.committed),
 		// Rebalance callbacks never run while the poll loop hands records
 		// to workers, so a record is never sent to a worker that is gone.
 		kgo.BlockRebalanceOnPoll(),
@@ -128,6 +133,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	defer func() {
 		c.stopAll()
+		c.commitMarked(ctx, cl)
 		cl.AllowRebalance()
 		cl.Close()
 	}()
@@ -206,10 +212,40 @@ func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[stri
 	}
 }
 
-// revoked drains the workers of revoked partitions: each finishes and
-// commits the batch in hand before the partition moves to another member.
-func (c *Consumer) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+// revoked drains the workers of revoked partitions: each finishes the batch
+// in hand, and what they applied is committed before the partition moves to
+// another member.
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	c.stop(revoked, "partitions revoked")
+	c.commitMarked(ctx, cl)
+}
+
+// commitMarked commits the offsets marked so far, synchronously.
+func (c *Consumer) commitMarked(ctx context.Context, cl *kgo.Client) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.CommitTimeout)
+	defer cancel()
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.metrics.commitErrs.Inc()
+		c.log.Warn("committing offsets", "error", err)
+	}
+}
+
+// committed is the background commit's callback: a failed commit is
+// counted and logged; the next one covers it.
+func (c *Consumer) committed(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err == nil {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err = kerr.ErrorForCode(p.ErrorCode); err != nil {
+					break
+				}
+			}
+		}
+	}
+	if err != nil {
+		c.metrics.commitErrs.Inc()
+		c.log.Warn("committing offsets", "error", err)
+	}
 }
 
 // lost stops the workers of lost partitions. Their commits will likely fail

@@ -158,15 +158,11 @@ func (w *worker) process(recs []*kgo.Record) bool {
 	}
 	m.batchSize.Observe(float64(len(recs)))
 
-	// Redis has acknowledged: only now may the offsets move. A failed
-	// commit is not retried: the next batch's commit covers this one, and
-	// if none comes the next owner replays records Redis then skips.
-	ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.CommitTimeout)
-	defer cancel()
-	if err := w.cl.CommitRecords(ctx, lastRec); err != nil {
-		m.commitErrs.Inc()
-		w.log.Warn("committing offset", "offset", lastRec.Offset, "error", err)
-	}
+	// Redis has acknowledged: only now may the offset move. The client
+	// commits marked offsets in the background; a failed commit is covered
+	// by the next, and if none comes the next owner replays records Redis
+	// then skips.
+	w.cl.MarkCommitRecords(lastRec)
 	return true
 }
 
