@@ -29,6 +29,9 @@ type watermark struct {
 	position   position.Position
 	commitTime time.Time
 	readAt     time.Time
+	// header and headerPosition are the header values, formatted once per
+	// read rather than once per request.
+	header, headerPosition string
 }
 
 func lowWatermark(marks []stockstore.Watermark) watermark {
@@ -80,6 +83,7 @@ func (f *freshness) get(ctx context.Context) watermark {
 	}
 	w := lowWatermark(marks)
 	w.readAt = time.Now()
+	w.header, w.headerPosition = w.commitTime.UTC().Format(time.RFC3339Nano), w.position.String()
 	f.current.Store(&w)
 	return w
 }
@@ -90,8 +94,8 @@ func (s *server) setFreshness(c echo.Context) {
 		return
 	}
 	h := c.Response().Header()
-	h.Set(headerWatermark, w.commitTime.UTC().Format(time.RFC3339Nano))
-	h.Set(headerWatermarkPosition, w.position.String())
+	h.Set(headerWatermark, w.header)
+	h.Set(headerWatermarkPosition, w.headerPosition)
 }
 
 func (s *server) healthz(c echo.Context) error {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -32,9 +31,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // observe is the outermost middleware: it lets the error handler write the
-// response first, so that it records the status the client got, and logs
-// the request (info with LogRequests, else debug; 5xx causes are logged by
-// the error handler).
+// response first, so that it records the status the client got, and hands
+// the request to the access log (5xx causes are logged by the error
+// handler).
 func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -46,20 +45,14 @@ func (s *server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == "" {
 			route = "unmatched" // keeps label cardinality bounded
 		}
-		status := c.Response().Status
-		code := strconv.Itoa(status)
-		method := c.Request().Method
-		s.metrics.requests.WithLabelValues(method, route, code).Inc()
-		s.metrics.duration.WithLabelValues(method, route, code).Observe(d.Seconds())
-		level := slog.LevelDebug
-		if s.LogRequests {
-			level = slog.LevelInfo
-		}
-		if s.Log.Enabled(c.Request().Context(), level) {
-			s.Log.Log(c.Request().Context(), level, "request", "method", method, "route", route,
-				"path", c.Request().URL.Path, "status", status, "duration_ms", float64(d.Microseconds())/1000,
-				"remote_ip", c.RealIP(), "bytes_out", c.Response().Size)
-		}
+		req, res := c.Request(), c.Response()
+		code := strconv.Itoa(res.Status)
+		s.metrics.requests.WithLabelValues(req.Method, route, code).Inc()
+		s.metrics.duration.WithLabelValues(req.Method, route, code).Observe(d.Seconds())
+		s.access.write(req.Context(), request{
+			method: req.Method, route: route, path: req.URL.Path,
+			status: res.Status, bytesOut: res.Size, duration: d,
+		}, c.RealIP)
 		return nil
 	}
 }

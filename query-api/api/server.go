@@ -91,8 +91,14 @@ type Deps struct {
 	RateLimit float64
 	RateBurst int
 
-	// LogRequests logs every request at info level (else at debug).
-	LogRequests bool
+	// AccessLog says which requests are logged at info (AccessLogErrors
+	// when empty); SlowRequest is how long a request takes to count as slow
+	// (DefaultSlowRequest when 0); AccessLogMaxRate bounds the info lines a
+	// second of AccessLogErrors (DefaultAccessLogMaxRate when 0, unlimited
+	// when negative).
+	AccessLog        AccessLog
+	SlowRequest      time.Duration
+	AccessLogMaxRate float64
 }
 
 // Defaults for the zero fields of Deps.
@@ -107,7 +113,12 @@ const (
 
 type server struct {
 	Deps
-	metrics   *metrics
+	metrics *metrics
+	access  *accessLog
+	// cacheControl is built once from CacheMaxAge.
+	cacheControl cacheControl
+	// reads coalesces the one-product reads of concurrent requests.
+	reads     *coalescer
 	freshness *freshness
 	apiKeys   [][]byte
 }
@@ -149,7 +160,10 @@ func (d *Deps) setDefaults() {
 // registered, which only a programming error causes.
 func NewServer(deps Deps) http.Handler {
 	deps.setDefaults()
-	s := &server{Deps: deps, metrics: newMetrics(deps.Registerer)}
+	s := &server{Deps: deps, metrics: newMetrics(deps.Registerer),
+		access:       newAccessLog(deps.Log, deps.AccessLog, deps.SlowRequest, deps.AccessLogMaxRate),
+		cacheControl: newCacheControl(deps.CacheMaxAge),
+		reads:        &coalescer{store: deps.Store, timeout: deps.StoreTimeout}}
 	s.freshness = &freshness{store: deps.Store, topic: deps.WatermarkTopic, every: deps.WatermarkRefresh}
 	for _, k := range deps.APIKeys {
 		if k != "" {

@@ -5,13 +5,12 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"maps"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,6 +20,9 @@ import (
 
 const (
 	headerAPIKey = "X-API-Key"
+	// keyAPIKey is headerAPIKey as Go canonicalises header names: looked up
+	// with it, the name is not converted on every request.
+	keyAPIKey = "X-Api-Key"
 	// headerView tells which numbers the answer holds: "exact", or
 	// "public" (quantities capped at the number given as "public; cap=50").
 	headerView = "X-Stock-View"
@@ -49,7 +51,7 @@ func (v view) identity() bool { return v.cap == 0 && v.warehouses == nil }
 // numbers, an unlisted key 401 (silently capping would let a client with a
 // mistyped key believe capped numbers are exact).
 func (s *server) viewOf(c echo.Context) (view, error) {
-	key := c.Request().Header.Get(headerAPIKey)
+	key := c.Request().Header.Get(keyAPIKey)
 	if key == "" {
 		return view{cap: max(s.PublicCap, 0)}, nil
 	}
@@ -105,10 +107,11 @@ func (v view) applyProduct(p *stockstore.Product) {
 }
 
 // docPosition returns the "position" value of a stored document without
-// decoding it: the encoder writes position then commit_time last.
+// decoding it: the encoder writes position then commit_time last, so the
+// key is looked for from the end.
 func docPosition(doc []byte) []byte {
 	const key = `"position":"`
-	i := bytes.LastIndex(doc, []byte(key))
+	i := lastIndex(doc, key)
 	if i < 0 {
 		return nil
 	}
@@ -119,13 +122,39 @@ func docPosition(doc []byte) []byte {
 	return nil
 }
 
+// lastIndex is bytes.LastIndex(doc, key) for keys of two bytes or more,
+// jumping from one occurrence of key's second byte to the one before
+// (bytes.LastIndexByte is vectorised). For the position key that byte is
+// 'p', and the first 'p' from a document's end is the key's. bytes.LastIndex
+// hashes every byte it passes (Rabin-Karp): it took a tenth of a bulk read
+// of 1,000 products.
+func lastIndex(doc []byte, key string) int {
+	for end := len(doc); ; {
+		i := bytes.LastIndexByte(doc[:end], key[1])
+		if i < 1 {
+			return -1
+		}
+		if bytes.HasPrefix(doc[i-1:], []byte(key)) {
+			return i - 1
+		}
+		end = i
+	}
+}
+
 // etag builds an entity tag from what decides an answer: the view, the
 // request's shape and each product's position. Positions only move forward,
-// so an unchanged tag means unchanged documents.
-type etag struct{ h hash.Hash64 }
+// so an unchanged tag means unchanged documents. The hash is 64-bit FNV-1a
+// of the parts, each followed by a zero byte, computed inline: hash/fnv's
+// interface allocated on every request.
+type etag struct{ h uint64 }
+
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
 
 func newETag(v view, parts ...string) *etag {
-	e := &etag{h: fnv.New64a()}
+	e := &etag{h: fnvOffset64}
 	e.add(v.tag())
 	if v.warehouses != nil {
 		ids := slices.Sorted(maps.Keys(v.warehouses))
@@ -138,16 +167,22 @@ func newETag(v view, parts ...string) *etag {
 }
 
 func (e *etag) add(s string) {
-	e.h.Write([]byte(s))
-	e.h.Write([]byte{0})
+	h := e.h
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * fnvPrime64
+	}
+	e.h = h * fnvPrime64 // the zero byte: h ^ 0 == h
 }
 
 func (e *etag) addBytes(b []byte) {
-	e.h.Write(b)
-	e.h.Write([]byte{0})
+	h := e.h
+	for _, c := range b {
+		h = (h ^ uint64(c)) * fnvPrime64
+	}
+	e.h = h * fnvPrime64
 }
 
-func (e *etag) String() string { return `"` + strconv.FormatUint(e.h.Sum64(), 36) + `"` }
+func (e *etag) String() string { return `"` + strconv.FormatUint(e.h, 36) + `"` }
 
 // notModified reports whether the request's If-None-Match matches tag
 // (weak comparison, as RFC 9110 wants for If-None-Match).
@@ -166,10 +201,11 @@ func notModified(r *http.Request, tag string) bool {
 }
 
 // writeStock writes a stock answer with its freshness and caching headers,
-// or 304 when the client holds it already.
+// or 304 when the client holds it already. body is written before it
+// returns: the caller may reuse it.
 func (s *server) writeStock(c echo.Context, v view, tag string, body []byte) error {
 	h := c.Response().Header()
-	h.Set("ETag", tag)
+	h.Set("Etag", tag)
 	s.setCaching(c, v)
 	s.setFreshness(c)
 	if notModified(c.Request(), tag) {
@@ -178,20 +214,29 @@ func (s *server) writeStock(c echo.Context, v view, tag string, body []byte) err
 		// tell a reader nothing.
 		return c.NoContent(http.StatusNotModified)
 	}
+	// With the length known net/http sends the body as is, not chunked.
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
+
+// cacheControl holds the Cache-Control values of stock answers, built once.
+type cacheControl struct{ public, private string }
+
+func newCacheControl(maxAge time.Duration) cacheControl {
+	if maxAge > 0 {
+		age := ", max-age=" + strconv.Itoa(int(maxAge.Seconds()))
+		return cacheControl{public: "public" + age, private: "private" + age}
+	}
+	return cacheControl{public: "public, no-cache", private: "private, no-cache"}
 }
 
 func (s *server) setCaching(c echo.Context, v view) {
 	h := c.Response().Header()
-	scope := "public"
-	if v.cap == 0 && c.Request().Header.Get(headerAPIKey) != "" {
-		scope = "private" // exact numbers are for the key holder only
+	cc := s.cacheControl.public
+	if v.cap == 0 && c.Request().Header.Get(keyAPIKey) != "" {
+		cc = s.cacheControl.private // exact numbers are for the key holder only
 	}
-	if s.CacheMaxAge > 0 {
-		h.Set("Cache-Control", scope+", max-age="+strconv.Itoa(int(s.CacheMaxAge.Seconds())))
-	} else {
-		h.Set("Cache-Control", scope+", no-cache")
-	}
+	h.Set("Cache-Control", cc)
 	if s.PublicCap > 0 {
 		h.Set("Vary", headerAPIKey)
 		if v.cap > 0 {

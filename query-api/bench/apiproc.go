@@ -23,21 +23,26 @@ type apiProcess struct {
 	logPath   string
 }
 
-// startAPI builds the query-api program into dir and starts it on a free
-// loopback port over the given Redis prefix, with extra flags appended.
-func startAPI(ctx context.Context, dir, redisAddr, prefix string, profile bool, extra []string) (*apiProcess, error) {
-	bin := filepath.Join(dir, "query-api")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/stockpipe/stock/query-api")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("building query-api: %w", err)
+// startAPI builds the query-api program into dir (or runs bin, when given)
+// and starts it on a free loopback port over the given Redis prefix, with
+// extra flags appended. The Redis timeout is raised from its 500ms default:
+// on a machine shared with other work a read can take that long, and a 503
+// would end the run; the bench measures speed, not the timeout.
+func startAPI(ctx context.Context, dir, bin, redisAddr, prefix string, profile bool, extra []string) (*apiProcess, error) {
+	if bin == "" {
+		bin = filepath.Join(dir, "query-api")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/stockpipe/stock/query-api")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("building query-api: %w", err)
+		}
 	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	p := &apiProcess{addr: addr, logPath: filepath.Join(dir, "query-api.log")}
-	args := []string{"--addr", addr, "--redis-addr", redisAddr, "--redis-prefix", prefix}
+	args := []string{"--addr", addr, "--redis-addr", redisAddr, "--redis-prefix", prefix, "--redis-timeout", "5s"}
 	if profile {
 		if p.pprofAddr, err = freeAddr(); err != nil {
 			return nil, err

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,8 +47,10 @@ type options struct {
 	duration    time.Duration
 	workers     int
 	apiArgs     string
+	apiBin      string
 	profileDir  string
 	latencyLoad float64
+	rates       map[string]float64
 	only        string
 }
 
@@ -60,9 +63,22 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measurement")
 	fs.IntVar(&o.workers, "workers", 8, "concurrent clients of the throughput runs")
 	fs.StringVar(&o.apiArgs, "api-args", "", "extra flags for the query-api program, space-separated (e.g. '--access-log all')")
+	fs.StringVar(&o.apiBin, "api-bin", "", "run this query-api binary instead of building the checkout's (to compare builds on one harness)")
 	fs.StringVar(&o.profileDir, "profile", "", "write a CPU profile of the API per read into this folder (enables the API's --pprof-addr)")
 	fs.Float64Var(&o.latencyLoad, "latency-load", 0.5, "offered load of the fixed-rate latency runs, as a fraction of the API's measured throughput (0: skip them)")
 	fs.StringVar(&o.only, "only", "", "run only the reads whose name contains this")
+	fs.Func("rates", "fixed rates of the latency runs per read, overriding -latency-load, e.g. single-GET=15000,bulk-1000=80", func(v string) error {
+		o.rates = map[string]float64{}
+		for kv := range strings.SplitSeq(v, ",") {
+			k, rate, ok := strings.Cut(kv, "=")
+			f, err := strconv.ParseFloat(rate, 64)
+			if !ok || err != nil || f < 0 {
+				return fmt.Errorf("%q is not read=rate", kv)
+			}
+			o.rates[k] = f
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,7 +116,7 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	api, err := startAPI(ctx, dir, o.redisAddr, prefix, o.profileDir != "", strings.Fields(o.apiArgs))
+	api, err := startAPI(ctx, dir, o.apiBin, o.redisAddr, prefix, o.profileDir != "", strings.Fields(o.apiArgs))
 	if err != nil {
 		return err
 	}
@@ -147,26 +163,37 @@ func run(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("\nAPI log written during the throughput runs: %d bytes\n", api.logBytes()-logBefore)
 
-	if o.latencyLoad > 0 {
-		fmt.Printf("\nlatency at a fixed offered load (%.0f%% of the API's throughput above, the same rate for both; open loop, measured from the scheduled send time, up to %d in flight)\n\n",
+	if o.latencyLoad > 0 || len(o.rates) > 0 {
+		fmt.Printf("\nlatency at a fixed offered load (%.0f%% of the API's throughput above unless -rates says, the same rate for both; open loop, measured from the scheduled send time, up to %d in flight)\n\n",
 			100*o.latencyLoad, 4*o.workers)
-		fmt.Printf("%-18s %-5s %9s %9s %8s %8s %8s\n", "read", "via", "offered/s", "done/s", "p50 ms", "p99 ms", "p99.9 ms")
+		fmt.Printf("%-18s %-5s %9s %9s %8s %8s %8s  %8s %8s %8s %6s\n",
+			"read", "via", "offered/s", "done/s", "p50 ms", "p99 ms", "p99.9 ms", "API µs", "Redis µs", "client µs", "busy")
 		for _, m := range measured {
 			c := cases[slices.IndexFunc(cases, func(c readCase) bool { return c.name == m.name })]
-			rate := o.latencyLoad * m.api
+			rate, ok := o.rates[slug(c.name)]
+			if !ok {
+				rate = o.latencyLoad * m.api
+			}
+			if rate <= 0 {
+				continue
+			}
 			for _, via := range []struct {
 				name string
 				op   opFactory
-			}{{"API", c.api}, {"Redis", c.raw}} {
-				l, err := measureAtRate(ctx, 4*o.workers, o.duration, rate, via.op)
+				pid  int
+			}{{"API", c.api, api.PID()}, {"Redis", c.raw, 0}} {
+				l, err := withCPU(ctx, rdb, via.pid, func() (result, error) {
+					return measureAtRate(ctx, 4*o.workers, o.duration, rate, via.op)
+				})
 				if err != nil {
 					return fmt.Errorf("%s via %s at %.0f/s: %w", c.name, via.name, rate, err)
 				}
-				name := c.name
+				name, apiCPU := c.name, fmt.Sprintf("%8.1f", l.perReq(l.cpu.api))
 				if via.name != "API" {
-					name = ""
+					name, apiCPU = "", ""
 				}
-				fmt.Printf("%-18s %-5s %9.0f %9.0f %8.3f %8.3f %8.3f\n", name, via.name, rate, l.rate, ms(l.p50), ms(l.p99), ms(l.p999))
+				fmt.Printf("%-18s %-5s %9.0f %9.0f %8.3f %8.3f %8.3f  %8s %8.1f %8.1f %5.0f%%\n", name, via.name, rate, l.rate,
+					ms(l.p50), ms(l.p99), ms(l.p999), apiCPU, l.perReq(l.cpu.redis), l.perReq(l.cpu.client), l.busy())
 			}
 		}
 	}
@@ -387,20 +414,16 @@ func measure(ctx context.Context, workers int, d time.Duration, newOp opFactory,
 		return result{}, err
 	}
 
-	before, err := readCPU(ctx, rdb, apiPID)
-	if err != nil {
-		return result{}, err
-	}
-	runCtx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	lat := make([][]time.Duration, workers)
-	start := time.Now()
-	err = loop(runCtx, ops, lat)
-	elapsed := time.Since(start)
-	if err != nil {
-		return result{}, err
-	}
-	after, err := readCPU(ctx, rdb, apiPID)
+	r, err := withCPU(ctx, rdb, apiPID, func() (result, error) {
+		runCtx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		lat := make([][]time.Duration, workers)
+		start := time.Now()
+		if err := loop(runCtx, ops, lat); err != nil {
+			return result{}, err
+		}
+		return percentiles(lat, time.Since(start))
+	})
 	if err != nil {
 		return result{}, err
 	}
@@ -409,9 +432,26 @@ func measure(ctx context.Context, workers int, d time.Duration, newOp opFactory,
 			return result{}, err
 		}
 	}
-	r, err := percentiles(lat, elapsed)
+	return r, nil
+}
+
+// withCPU runs run and adds to its result the CPU each party used
+// meanwhile.
+func withCPU(ctx context.Context, rdb redis.UniversalClient, apiPID int, run func() (result, error)) (result, error) {
+	before, err := readCPU(ctx, rdb, apiPID)
+	if err != nil {
+		return result{}, err
+	}
+	r, err := run()
+	if err != nil {
+		return result{}, err
+	}
+	after, err := readCPU(ctx, rdb, apiPID)
+	if err != nil {
+		return result{}, err
+	}
 	r.cpu = after.sub(before)
-	return r, err
+	return r, nil
 }
 
 func loop(ctx context.Context, ops []func(int) error, lat [][]time.Duration) error {
