@@ -243,11 +243,12 @@ func guarded(ctx context.Context, q inventorydb.Querier, f func(inventorydb.Quer
 func (s *Simulator) group(ctx context.Context, calls []call) {
 	// Row locks in (product, warehouse) order, the order every write
 	// function and the expiry sweeper take them in, so grouped transactions
-	// on hot products wait for each other instead of deadlocking (a
-	// transfer's second row can still break the order: PostgreSQL then
-	// aborts one of the two after deadlock_timeout).
+	// on hot products wait for each other instead of deadlocking. A
+	// transfer locks its two rows lowest warehouse first, so it sorts by
+	// that one: every lock a group takes is then at or after the ones it
+	// holds.
 	slices.SortFunc(calls, func(a, b call) int {
-		return cmp.Or(cmp.Compare(a.product, b.product), cmp.Compare(a.warehouses[0], b.warehouses[0]))
+		return cmp.Or(cmp.Compare(a.product, b.product), cmp.Compare(slices.Min(a.warehouses), slices.Min(b.warehouses)))
 	})
 	tx, err := s.beginner.Begin(ctx)
 	if err != nil {
