@@ -38,9 +38,9 @@ type docRead struct {
 
 // get returns the stored document of a product, or stockstore.ErrNotFound.
 func (c *coalescer) get(ctx context.Context, id string) (json.RawMessage, error) {
-	r := &docRead{id: id, done: make(chan struct{})}
 	c.mu.Lock()
 	if c.inFlight {
+		r := &docRead{id: id, done: make(chan struct{})}
 		c.queued = append(c.queued, r)
 		c.mu.Unlock()
 		select {
@@ -54,13 +54,13 @@ func (c *coalescer) get(ctx context.Context, id string) (json.RawMessage, error)
 	}
 	c.inFlight = true
 	c.mu.Unlock()
-	c.fly(ctx, []*docRead{r})
+	doc, err := c.store.GetJSON(ctx, id)
 	// The reads queued meanwhile leave on a goroutine of their own rather
 	// than delay this request's answer; it ends when the queue is empty.
 	if next := c.next(); next != nil {
 		go c.flyAll(next)
 	}
-	return r.doc, r.err
+	return doc, err
 }
 
 // flyAll runs flights until no read is queued. A flight serves several

@@ -175,35 +175,23 @@ func (s *server) bulkStock(c echo.Context) error {
 	for _, id := range ids {
 		tag.add(id)
 	}
-	for i, d := range docs {
-		tag.addBytes(docPosition(d))
-		if docs[i], err = v.apply(d); err != nil {
-			return err
-		}
-	}
+	// One pass over the documents: each is copied into the body and its
+	// position hashed while it is in the CPU cache (two passes over 2 MB
+	// missed the cache on the second).
 	buf := getBuffer()
 	defer putBuffer(buf)
-	*buf = appendBulkBody((*buf)[:0], docs, notFound)
-	return s.writeStock(c, v, tag.String(), *buf)
-}
-
-// appendBulkBody appends {"products": [...], "not_found": [...]} around the
-// documents without decoding them.
-func appendBulkBody(b []byte, docs []json.RawMessage, notFound []string) []byte {
-	size := 40
-	for _, d := range docs {
-		size += len(d) + 1
-	}
-	for _, id := range notFound {
-		size += len(id) + 3
-	}
-	b = slices.Grow(b, size)
+	b := slices.Grow((*buf)[:0], bulkBodySize(docs, notFound))
 	b = append(b, `{"products":[`...)
 	for i, d := range docs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, d...)
+		shown, err := v.apply(d)
+		if err != nil {
+			return err
+		}
+		b = append(b, shown...)
+		tag.addBytes(docPosition(d))
 	}
 	b = append(b, `],"not_found":[`...)
 	for i, id := range notFound {
@@ -215,7 +203,21 @@ func appendBulkBody(b []byte, docs []json.RawMessage, notFound []string) []byte 
 		b = append(b, id...)
 		b = append(b, '"')
 	}
-	return append(b, ']', '}')
+	*buf = append(b, ']', '}')
+	return s.writeStock(c, v, tag.String(), *buf)
+}
+
+// bulkBodySize is about the size of {"products": [...], "not_found":
+// [...]} around docs (more when the view rewrites them).
+func bulkBodySize(docs []json.RawMessage, notFound []string) int {
+	size := 40
+	for _, d := range docs {
+		size += len(d) + 1
+	}
+	for _, id := range notFound {
+		size += len(id) + 3
+	}
+	return size
 }
 
 // Bodies of bulk answers are built in pooled buffers: a bulk of 1,000
