@@ -36,8 +36,14 @@ func TestParseConfig(t *testing.T) {
 			check: func(c *config) bool { return c.Addr == "127.0.0.1:9999" && c.RedisAddr == "redis:6379" }},
 		{name: "flag beats environment", args: []string{"--addr", "127.0.0.1:7000"}, env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999"},
 			check: func(c *config) bool { return c.Addr == "127.0.0.1:7000" }},
-		{name: "every problem reported", args: []string{"--redis-prefix", "{x}", "--max-body-bytes", "10", "--redis-timeout", "0s"},
-			wantErr: []string{"brace", "max body bytes", "redis timeout"}},
+		{name: "every problem reported", args: []string{"--redis-prefix", "{x}", "--max-body-bytes", "10", "--redis-timeout", "0s", "--slow-request", "0s", "--access-log-max-rate=-1"},
+			wantErr: []string{"brace", "max body bytes", "redis timeout", "slow request", "access log max rate"}},
+		{name: "access log defaults", check: func(c *config) bool {
+			return c.AccessLog == "errors" && c.SlowRequest == 100*time.Millisecond && c.accessLogMaxRate() == 100 && c.PprofAddr == ""
+		}},
+		{name: "access log from the environment", env: map[string]string{"STOCK_API_ACCESS_LOG": "all", "STOCK_API_ACCESS_LOG_MAX_RATE": "0"},
+			check: func(c *config) bool { return c.AccessLog == "all" && c.accessLogMaxRate() < 0 }},
+		{name: "unknown access log mode", args: []string{"--access-log", "verbose"}, wantErr: []string{"access-log"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,5 +218,45 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("run did not return after the last request")
+	}
+}
+
+// --pprof-addr serves Go's profiles on their own address, never on the
+// API's.
+func TestPprofOnItsOwnAddress(t *testing.T) {
+	rdb := storetest.Client(t)
+	prefix := storetest.Prefix(t, rdb)
+	addr, pprofAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix, "--pprof-addr", pprofAddr},
+			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
+	}()
+	get := func(url string) (int, string) {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			res, err := http.Get(url)
+			if err == nil {
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				return res.StatusCode, string(b)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v\n%s", url, err, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if code, body := get("http://" + pprofAddr + "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("pprof address: %d %.200s", code, body)
+	}
+	if code, _ := get("http://" + addr + "/debug/pprof/goroutine?debug=1"); code != 404 {
+		t.Errorf("the API's address serves pprof: %d", code)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run: %v", err)
 	}
 }
