@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -19,7 +20,8 @@ import (
 type config struct {
 	Addr string `name:"addr" env:"STOCK_API_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address."`
 
-	RedisAddr     string        `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address."`
+	RedisAddr     string        `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address (with --redis-cluster, seed nodes separated by commas)."`
+	RedisCluster  bool          `name:"redis-cluster" env:"STOCK_REDIS_CLUSTER" help:"Redis is a Cluster: read the Cluster key layout the projector writes with --redis-cluster (docs/redis-layout.md)."`
 	RedisPassword string        `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
 	RedisPrefix   string        `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
 	LevelsTopic   string        `name:"levels-topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic the projector consumes, whose watermarks and heartbeat decide freshness and readiness."`
@@ -98,6 +100,10 @@ func (c config) Validate() error {
 func (c config) redis() stockstore.ClientConfig {
 	rc := stockstore.DefaultClientConfig()
 	rc.Addrs = []string{c.RedisAddr}
+	if c.RedisCluster {
+		rc.Cluster = true
+		rc.Addrs = strings.Split(c.RedisAddr, ",")
+	}
 	rc.Password = c.RedisPassword
 	rc.PoolSize = c.RedisPoolSize
 	// No connection wait, dial or read may outlast the request's own bound.
@@ -115,7 +121,7 @@ func (c config) logAttrs() []any {
 		pw = "[redacted]"
 	}
 	return []any{
-		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_password", pw, "redis_prefix", c.RedisPrefix, "levels_topic", c.LevelsTopic,
+		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_cluster", c.RedisCluster, "redis_password", pw, "redis_prefix", c.RedisPrefix, "levels_topic", c.LevelsTopic,
 		"redis_timeout", c.RedisTimeout.String(), "redis_pool_size", c.RedisPoolSize,
 		"max_body_bytes", c.MaxBodyBytes, "shutdown_timeout", c.ShutdownTimeout.String(), "log_level", c.LogLevel,
 		"cache_max_age", c.CacheMaxAge.String(), "max_lag", c.MaxLag.String(), "public_cap", c.PublicCap,

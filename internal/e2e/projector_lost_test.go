@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +19,7 @@ import (
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
 	"github.com/stockpipe/stock/internal/testenv"
+	"github.com/stockpipe/stock/schemas"
 )
 
 // A running projector whose Redis loses the cache (every key of its prefix
@@ -159,4 +163,72 @@ func TestProjectorOnRedisCluster(t *testing.T) {
 	storetest.DeletePrefix(t, rdb, st.Prefix())
 	p.waitLog(t, "cache rebuilt while running", time.Minute)
 	pjWait(t, time.Minute, "the rebuilt cache on the cluster", func() string { return matchesTopic(t, st, last) })
+
+	// The query API reads the Cluster layout: every product as the topic
+	// last had it, deleted ones 404, and the change feed from the start.
+	api := freePort(t)
+	start(t, "query-api", "--addr", api, "--redis-cluster", "--redis-addr", strings.Join(addrs, ","),
+		"--redis-prefix", st.Prefix(), "--levels-topic", topic)
+	base := "http://" + api
+	var live, gone int
+	for id, r := range last {
+		if r.Value == nil {
+			gone++
+			get(t, base+"/v1/stock/"+id, http.StatusNotFound)
+			continue
+		}
+		l, err := schemas.DecodeLevel(r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live++
+		got := waitFor(t, base, id, func(product) bool { return true })
+		if got.OnHand != l.OnHand || got.Position != l.Position.Value().String() {
+			t.Fatalf("%s through the API on the cluster: on_hand %d at %s, topic has %d at %s", id, got.OnHand, got.Position, l.OnHand, l.Position.Value())
+		}
+	}
+	seen := map[string]bool{}
+	for cursor, pages := "", 0; pages < 100; pages++ {
+		var page struct {
+			Changes []struct {
+				ProductID string `json:"product_id"`
+			} `json:"changes"`
+			NextCursor string `json:"next_cursor"`
+		}
+		u := base + "/v1/stock/changes?limit=200"
+		if cursor != "" {
+			u += "&cursor=" + url.QueryEscape(cursor)
+		}
+		if err := json.Unmarshal(get(t, u, http.StatusOK), &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Changes {
+			seen[c.ProductID] = true
+		}
+		if len(page.Changes) == 0 {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if len(seen) != live+gone {
+		t.Fatalf("the change feed on the cluster named %d products, want %d (%d live, %d deleted)", len(seen), live+gone, live, gone)
+	}
+}
+
+// get fetches u and fails the test unless it answers want; it returns the body.
+func get(t *testing.T, u string, want int) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("GET %s: %d %s, want %d", u, resp.StatusCode, body, want)
+	}
+	return body
 }
