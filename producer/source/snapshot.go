@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stockpipe/stock/producer/change"
 )
@@ -43,43 +44,68 @@ func ReadSnapshot(ctx context.Context, conn *pgx.Conn, snapshotName string, ever
 	}
 	defer q.Close()
 
+	// Two stages: this goroutine's caller encodes and produces (most of a
+	// snapshot's CPU), while a scanner decodes PostgreSQL's rows into
+	// products beside it, so the two overlap on separate cores instead of
+	// taking turns. Measured before the split: the producer used 0.7-0.8 of
+	// a core during a snapshot of 200,000 rows, scanning being a fifth of it.
+	g, gctx := errgroup.WithContext(ctx)
+	// Buffer of whole products between the stages: enough to ride out a
+	// Kafka flush without holding more than a few thousand rows.
+	products := make(chan []change.Row, 128)
 	start := time.Now()
-	next := start.Add(every)
-	var batch []change.Row
-	flush := func() error {
-		if len(batch) == 0 {
+	g.Go(func() error {
+		defer close(products)
+		next := start.Add(every)
+		var batch []change.Row
+		send := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			select {
+			case products <- batch:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			batch = nil // the callee keeps the slice
 			return nil
 		}
-		err := fn(ctx, batch[0].ProductID, batch)
-		batch = batch[:0:0] // the callee may keep the slice
-		return err
-	}
-	for q.Next() {
-		var r change.Row
-		var updated *time.Time
-		if err := q.Scan(&r.ProductID, &r.WarehouseID, &r.OnHand, &r.Reserved, &r.SafetyStock, &r.Incoming,
-			&r.LowStockThreshold, &r.Version, &r.LastChangeKind, &r.LastChangeRef, &updated); err != nil {
-			return rows, fmt.Errorf("scanning snapshot row: %w", err)
-		}
-		if updated != nil {
-			r.UpdatedAt = updated.UTC()
-		}
-		if len(batch) > 0 && batch[0].ProductID != r.ProductID {
-			if err := flush(); err != nil {
-				return rows, err
+		for q.Next() {
+			var r change.Row
+			var updated *time.Time
+			if err := q.Scan(&r.ProductID, &r.WarehouseID, &r.OnHand, &r.Reserved, &r.SafetyStock, &r.Incoming,
+				&r.LowStockThreshold, &r.Version, &r.LastChangeKind, &r.LastChangeRef, &updated); err != nil {
+				return fmt.Errorf("scanning snapshot row: %w", err)
+			}
+			if updated != nil {
+				r.UpdatedAt = updated.UTC()
+			}
+			if len(batch) > 0 && batch[0].ProductID != r.ProductID {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			batch = append(batch, r)
+			rows++
+			if now := time.Now(); now.After(next) {
+				next = now.Add(every)
+				logProgress(log, rows, estimate, now.Sub(start))
 			}
 		}
-		batch = append(batch, r)
-		rows++
-		if now := time.Now(); now.After(next) {
-			next = now.Add(every)
-			logProgress(log, rows, estimate, now.Sub(start))
+		if err := q.Err(); err != nil {
+			return fmt.Errorf("reading snapshot rows: %w", err)
 		}
-	}
-	if err := q.Err(); err != nil {
-		return rows, fmt.Errorf("reading snapshot rows: %w", err)
-	}
-	if err := flush(); err != nil {
+		return send()
+	})
+	g.Go(func() error {
+		for batch := range products {
+			if err := fn(gctx, batch[0].ProductID, batch); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
 		return rows, err
 	}
 	logProgress(log, rows, rows, time.Since(start))
