@@ -35,6 +35,9 @@ func TestRowDecoderParsesPgoutputText(t *testing.T) {
 		{"micros", "2026-11-25 10:00:00.123456+00", time.Date(2026, 11, 25, 10, 0, 0, 123456000, time.UTC)},
 		{"whole second", "2026-11-25 10:00:00+00", time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)},
 		{"offset falls back to pgtype", "2026-11-25 12:00:00.5+02", time.Date(2026, 11, 25, 10, 0, 0, 500000000, time.UTC)},
+		{"millis", "2026-11-25 10:00:00.123+00", time.Date(2026, 11, 25, 10, 0, 0, 123000000, time.UTC)},
+		{"half-hour offset", "2026-11-25 15:30:00.000001+05:30", time.Date(2026, 11, 25, 10, 0, 0, 1000, time.UTC)},
+		{"leap day", "2028-02-29 23:59:59.999999+00", time.Date(2028, 2, 29, 23, 59, 59, 999999000, time.UTC)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tuple := &pglogrepl.TupleData{Columns: []*pglogrepl.TupleDataColumn{
