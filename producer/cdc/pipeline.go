@@ -135,6 +135,21 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.log.Info("resuming stream", "slot", cfg.Slot, "confirmed_lsn", pglogrepl.LSN(start).String(),
 			"kafka_commit_lsn", pglogrepl.LSN(cp.CommitLSN).String(), "state_products", st.Products())
 	} else {
+		if haveCP && cp.SnapshotDone {
+			// Kafka says it is in line with a slot that is gone or lost.
+			// Say in Kafka that it no longer is before the slot changes:
+			// if this run ends before the new snapshot's last chunk, the
+			// next one finds a slot that looks healthy and must not resume
+			// from it as if the snapshot had been written.
+			redo := cp
+			redo.SnapshotDone = false
+			if err := w.Begin(); err != nil {
+				return err
+			}
+			if err := w.Commit(ctx, redo); err != nil {
+				return fmt.Errorf("marking the snapshot to be taken again: %w", err)
+			}
+		}
 		if slot != nil {
 			// Either Kafka lost its checkpoint or a snapshot was cut short:
 			// nothing this slot holds can be trusted to line up with Kafka.
