@@ -94,6 +94,11 @@ func (h *handler) handoff(ctx context.Context, final, wait bool) error {
 		}
 	}
 	h.cur = &batch{}
+	if !final {
+		// The part's complete source transactions commit with the rest;
+		// their commit times are measured then.
+		h.cur.commitTimes, b.commitTimes = b.commitTimes, nil
+	}
 	h.p.metrics.setState(h.st.Rows(), h.st.Products())
 	return nil
 }

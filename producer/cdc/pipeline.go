@@ -83,6 +83,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 	}
 
+	// The slot is checked before the Kafka writer exists: creating the
+	// writer fences any other producer with the same transactional id, so
+	// a second instance started beside a running one (a standby, an
+	// overlapping deploy) must give up before it aborts the running one's
+	// transaction.
+	conn, err := source.Connect(ctx, cfg.PostgresURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if err := source.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
+		return err
+	}
+	slot, err := source.LookupSlot(ctx, conn, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if slot != nil && slot.Active {
+		return fmt.Errorf("%w: %s", ErrSlotInUse, cfg.Slot)
+	}
+
 	w, err := sink.NewWriter(ctx, append(p.kopts[:len(p.kopts):len(p.kopts)], p.hooks...), cfg.TransactionalID, cfg.CheckpointTopic, cfg.Slot)
 	if err != nil {
 		return err
@@ -99,21 +120,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 
-	conn, err := source.Connect(ctx, cfg.PostgresURL)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := source.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
-		return err
-	}
-	slot, err := source.LookupSlot(ctx, conn, cfg.Slot)
-	if err != nil {
-		return err
-	}
-	if slot != nil && slot.Active {
-		return fmt.Errorf("%w: %s", ErrSlotInUse, cfg.Slot)
-	}
 	repl, err := source.ConnectReplication(ctx, cfg.PostgresURL)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ type harness struct {
 	conn    *pgx.Conn
 	cancel  context.CancelFunc
 	done    chan error
+	runs    atomic.Int32 // runs started, restarts included
 }
 
 func newHarness(t *testing.T) *harness {
@@ -87,6 +89,7 @@ func (h *harness) start() {
 	// Like main: a failed run starts over from what Kafka holds.
 	go func() {
 		for {
+			h.runs.Add(1)
 			err := p.Run(ctx)
 			if ctx.Err() != nil {
 				h.done <- err

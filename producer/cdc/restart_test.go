@@ -2,10 +2,12 @@ package cdc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -101,4 +103,43 @@ func TestRepairSnapshotCutShortIsTakenAgain(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A second producer started on the same slot while one runs (a standby, an
+// overlapping deploy) gives up with ErrSlotInUse and leaves the running one
+// alone: it must not fence the running one's Kafka transactions first.
+func TestSecondInstanceLeavesTheRunningOneAlone(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
+	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
+	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
+	h.start()
+	defer h.stop()
+	h.eventually("snapshot", func() string {
+		if got := warehouses(h.levels()["P1"]); got != "W1=10" {
+			return "P1 = " + got
+		}
+		return ""
+	})
+
+	second, err := New(h.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := second.Run(ctx); !errors.Is(err, ErrSlotInUse) {
+		t.Fatalf("second instance: %v, want ErrSlotInUse", err)
+	}
+
+	h.exec(`SELECT stock_adjust('P1', 'W1', 1, 'after', 'after')`)
+	h.eventually("change after the second instance gave up", func() string {
+		if got := warehouses(h.levels()["P1"]); got != "W1=11" {
+			return "P1 = " + got
+		}
+		return ""
+	})
+	if n := h.runs.Load(); n != 1 {
+		t.Fatalf("the running producer started %d times, want 1 (it was fenced by the second instance)", n)
+	}
 }
