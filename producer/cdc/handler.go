@@ -78,6 +78,13 @@ func (h *handler) handoff(ctx context.Context, final, wait bool) error {
 	}
 	b := h.cur
 	b.final = final
+	// A part's complete source transactions commit with the rest of the
+	// Kafka transaction; their commit times are measured then, so they
+	// stay with the handler rather than go with the part.
+	var carried []time.Time
+	if !final {
+		carried, b.commitTimes = b.commitTimes, nil
+	}
 	if wait {
 		select {
 		case h.com.in <- b:
@@ -90,15 +97,11 @@ func (h *handler) handoff(ctx context.Context, final, wait bool) error {
 		select {
 		case h.com.in <- b:
 		default:
+			b.commitTimes = append(carried, b.commitTimes...)
 			return nil
 		}
 	}
-	h.cur = &batch{}
-	if !final {
-		// The part's complete source transactions commit with the rest;
-		// their commit times are measured then.
-		h.cur.commitTimes, b.commitTimes = b.commitTimes, nil
-	}
+	h.cur = &batch{commitTimes: carried}
 	h.p.metrics.setState(h.st.Rows(), h.st.Products())
 	return nil
 }
