@@ -151,7 +151,7 @@ func (g *Guard) recover(ctx context.Context, when string) {
 			return
 		case err == nil:
 			g.recovered.Inc()
-			g.log.Info("cache rebuilt "+when+" by another process")
+			g.log.Info("cache rebuilt " + when + " by another process")
 			return
 		case errors.Is(err, stockstore.ErrRebuildRunning):
 			g.log.Info("another process is rebuilding the cache; waiting for it", "error", err)
@@ -166,7 +166,7 @@ func (g *Guard) recover(ctx context.Context, when string) {
 		backoff = min(2*backoff, g.cfg.Rebuild.RetryMax)
 		if lost, err := g.isLost(ctx); err == nil && !lost {
 			g.recovered.Inc()
-			g.log.Info("cache rebuilt "+when+" by another process")
+			g.log.Info("cache rebuilt " + when + " by another process")
 			return
 		}
 	}

@@ -278,6 +278,26 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 	if err := r.until(ctx, ends); err != nil {
 		return st, err
 	}
+	// While the replay ran, the live projector applied newer records to
+	// the generation readers see. Switching now would show those products
+	// older (or missing, or deleted ones back) until the replay after the
+	// switch caught up, and for good if that replay failed. So catch up
+	// first, in rounds that shrink to what arrived during the round
+	// before, and switch once what is left is small.
+	for round := 1; round <= maxCatchUpRounds; round++ {
+		more, err := stableOffsets(ctx, adm, cfg.Topic)
+		if err != nil {
+			return st, err
+		}
+		gap := behind(r.next, more)
+		if gap <= switchGap {
+			break
+		}
+		log.Info("catching up before the switch", "round", round, "records", gap)
+		if err := r.until(ctx, more); err != nil {
+			return st, err
+		}
+	}
 	prev, err := store.Activate(ctx, gen)
 	if err != nil {
 		return st, err
@@ -312,6 +332,24 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 	log.Info("rebuild done", "records", st.Records, "applied", st.Applied, "elapsed", st.Duration.String(),
 		"switched_after", st.Switched.String())
 	return st, nil
+}
+
+// Catch-up before the switch: rounds end once at most switchGap records
+// are left to replay (about a millisecond of applying, what readers may
+// see older for that long after the switch), or after maxCatchUpRounds
+// when the topic grows as fast as it is replayed.
+const (
+	switchGap        = 100
+	maxCatchUpRounds = 10
+)
+
+// behind counts the records from next up to ends, over every partition.
+func behind(next, ends map[int32]int64) int64 {
+	var n int64
+	for p, e := range ends {
+		n += max(e-next[p], 0)
+	}
+	return n
 }
 
 // replay reads the assigned partitions and applies them to one store.
