@@ -462,14 +462,23 @@ func (s *Store) LockRebuild(ctx context.Context, owner string, ttl time.Duration
 	}, nil
 }
 
+// ErrRebuildLockLost is returned by ExtendRebuildLock when owner no longer
+// holds the rebuild lock: it expired under a stalled rebuild, or Redis lost
+// it (flushed, restarted without persistence) together with what the
+// rebuild had written. The rebuild must stop without switching.
+var ErrRebuildLockLost = errors.New("rebuild lock lost")
+
 // ExtendRebuildLock pushes the rebuild lock's expiry to ttl from now, if
 // owner still holds it; a rebuild calls it while it runs so that a crashed
-// rebuild frees the lock soon.
+// rebuild frees the lock soon, and once more right before it switches.
 func (s *Store) ExtendRebuildLock(ctx context.Context, owner string, ttl time.Duration) error {
-	err := s.rdb.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
-		[]string{s.base + rebuildLockKey}, owner, ttl.Milliseconds()).Err()
+	n, err := s.rdb.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
+		[]string{s.base + rebuildLockKey}, owner, ttl.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("extending rebuild lock: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("extending rebuild lock of %q: %w", owner, ErrRebuildLockLost)
 	}
 	return nil
 }

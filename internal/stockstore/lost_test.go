@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
@@ -83,5 +84,33 @@ func TestDeleteAllGenerations(t *testing.T) {
 	}
 	if g, err := st.NewGeneration(ctx); err != nil || g != g2+1 {
 		t.Fatalf("next generation = %d %v, want %d", g, err, g2+1)
+	}
+}
+
+// A rebuild extends its lock while it runs and once more before it switches;
+// a lock it no longer holds (expired, taken by another, or gone with a
+// flushed Redis) is ErrRebuildLockLost, so it stops instead of switching
+// readers to what may be an incomplete generation.
+func TestExtendRebuildLockReportsALostLock(t *testing.T) {
+	st, rdb := storetest.New(t)
+	ctx := context.Background()
+	unlock, err := st.LockRebuild(ctx, "me", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock(ctx)
+	if err := st.ExtendRebuildLock(ctx, "me", time.Minute); err != nil {
+		t.Fatalf("extending a lock held: %v", err)
+	}
+	if err := st.ExtendRebuildLock(ctx, "someone else", time.Minute); !errors.Is(err, stockstore.ErrRebuildLockLost) {
+		t.Fatalf("extending another owner's lock: %v, want ErrRebuildLockLost", err)
+	}
+	for _, k := range storetest.Keys(t, rdb, st.Prefix()) {
+		if err := rdb.Del(ctx, k).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.ExtendRebuildLock(ctx, "me", time.Minute); !errors.Is(err, stockstore.ErrRebuildLockLost) {
+		t.Fatalf("extending a lock Redis lost: %v, want ErrRebuildLockLost", err)
 	}
 }

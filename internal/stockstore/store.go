@@ -44,7 +44,7 @@ type Store struct {
 	// single node (keys.go).
 	buckets int
 	gen     *genCache // shared by the stores derived from one New
-	now    func() time.Time
+	now     func() time.Time
 }
 
 // New returns a Store over rdb with all keys under prefix (programs default

@@ -193,6 +193,11 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		return st, err
 	}
 	defer unlock(context.WithoutCancel(ctx))
+	// A rebuild that lost its lock stops: another may be rebuilding, or
+	// Redis lost what this one wrote, and switching to it would serve an
+	// incomplete cache.
+	ctx, abandon := context.WithCancelCause(ctx)
+	defer abandon(nil)
 	lockCtx, stopLock := context.WithCancel(ctx)
 	defer stopLock()
 	go func() {
@@ -203,7 +208,13 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 			case <-lockCtx.Done():
 				return
 			case <-t.C:
-				if err := store.ExtendRebuildLock(lockCtx, owner, lockTTL); err != nil {
+				err := store.ExtendRebuildLock(lockCtx, owner, lockTTL)
+				switch {
+				case errors.Is(err, stockstore.ErrRebuildLockLost):
+					log.Error("rebuild lock lost; stopping without switching", "error", err)
+					abandon(err)
+					return
+				case err != nil:
 					log.Warn("extending rebuild lock", "error", err)
 				}
 			}
@@ -297,6 +308,12 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		if err := r.until(ctx, more); err != nil {
 			return st, err
 		}
+	}
+	if err := store.ExtendRebuildLock(ctx, owner, lockTTL); err != nil {
+		return st, err
+	}
+	if ctx.Err() != nil {
+		return st, context.Cause(ctx)
 	}
 	prev, err := store.Activate(ctx, gen)
 	if err != nil {
