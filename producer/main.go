@@ -132,9 +132,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	// A failed run (Kafka or PostgreSQL gone, a fenced transaction) starts
 	// over from what Kafka committed; back off so a dead dependency is not
 	// hammered.
-	backoff := time.Second
+	const minBackoff, maxBackoff = time.Second, 30 * time.Second
+	backoff := minBackoff
 	for {
+		began := time.Now()
 		err := pipe.Run(ctx)
+		if time.Since(began) > 2*maxBackoff {
+			// A run that streamed for a while ended: a new failure, not
+			// the same one again.
+			backoff = minBackoff
+		}
 		if ctx.Err() != nil {
 			if err != nil && !errors.Is(err, context.Canceled) {
 				return err
@@ -151,7 +158,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 30*time.Second)
+		backoff = min(backoff*2, maxBackoff)
 	}
 }
 
