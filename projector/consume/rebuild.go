@@ -352,7 +352,7 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 }
 
 // Catch-up before the switch: rounds end once at most switchGap records
-// are left to replay (about a millisecond of applying, what readers may
+// are left to replay (a few milliseconds of applying, what readers may
 // see older for that long after the switch), or after maxCatchUpRounds
 // when the topic grows as fast as it is replayed.
 const (
