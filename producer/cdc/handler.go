@@ -50,6 +50,8 @@ type handler struct {
 	cur   *batch
 	began time.Time
 	com   *committer
+	// lateLogged is when a late source transaction was last logged.
+	lateLogged time.Time
 }
 
 // add appends a record to the batch in hand. A single source transaction
@@ -223,6 +225,9 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 	if err := h.com.failed(); err != nil {
 		return err
 	}
+	if tx.CommitLSN > h.skipThrough {
+		h.observeSourceDelay(tx)
+	}
 	if tx.CommitLSN <= h.skipThrough || len(h.dirty) == 0 {
 		// Already in Kafka, or nothing of ours (a heartbeat): confirmable
 		// once everything before it is, so it rides with the batch.
@@ -266,6 +271,25 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 		return h.handoff(ctx, true, false)
 	}
 	return nil
+}
+
+// lateSource is the source delay past which the producer says so in its
+// log (at most once per lateLogEvery): the slot delivers transactions late
+// (WAL flush, decoding of a large transaction, a busy server), which no
+// Kafka setting can make up for.
+const (
+	lateSource   = time.Second
+	lateLogEvery = 10 * time.Second
+)
+
+func (h *handler) observeSourceDelay(tx change.Tx) {
+	d := time.Since(tx.CommitTime)
+	h.p.metrics.sourceDelay.Observe(d.Seconds())
+	if d >= lateSource && time.Since(h.lateLogged) >= lateLogEvery {
+		h.lateLogged = time.Now()
+		h.p.log.Warn("source transaction read late from the slot", "delay_ms", d.Milliseconds(),
+			"commit_lsn", position.Position{LSN: tx.CommitLSN}.String(), "commit_time", tx.CommitTime)
+	}
 }
 
 // Idle hands over the batch in hand unless a source transaction is half

@@ -13,6 +13,7 @@ type Metrics struct {
 	kafkaTxns       prometheus.Counter
 	sourceTxns      prometheus.Counter
 	commitLatency   prometheus.Histogram
+	sourceDelay     prometheus.Histogram
 	kafkaCommit     prometheus.Histogram
 	confirmLagBytes prometheus.Gauge
 	slotLagBytes    prometheus.Gauge
@@ -45,6 +46,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		commitLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "stock_producer_commit_to_kafka_seconds", Help: "Time from source commit to Kafka commit, per source transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		sourceDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stock_producer_source_delay_seconds",
+			Help:    "Time from source commit to the producer reading that commit from the slot, per source transaction: PostgreSQL's and the network's share of commit_to_kafka (across hosts it includes their clock difference).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		kafkaCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "stock_producer_kafka_commit_seconds", Help: "Duration of flushing and committing one Kafka transaction.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
@@ -61,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bytesPerRow: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stock_producer_state_bytes_per_row", Help: "Live heap bytes divided by state rows (an upper bound: the heap also holds buffers)."}),
 	}
-	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency,
+	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency, m.sourceDelay,
 		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow)
 	return m
 }

@@ -428,4 +428,24 @@ func TestRecordsProducedAreCounted(t *testing.T) {
 		}
 		return ""
 	})
+	// The adjust's delivery delay from PostgreSQL is measured (heartbeats
+	// may add theirs), and it is a delay, not a negative or absurd one.
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "stock_producer_source_delay_seconds" {
+			continue
+		}
+		hist := mf.GetMetric()[0].GetHistogram()
+		if hist.GetSampleCount() < 1 {
+			t.Fatalf("source delay observed %d times, want at least the adjust", hist.GetSampleCount())
+		}
+		if mean := hist.GetSampleSum() / float64(hist.GetSampleCount()); mean < 0 || mean > 30 {
+			t.Fatalf("mean source delay %.3f s", mean)
+		}
+		return
+	}
+	t.Fatal("no stock_producer_source_delay_seconds metric")
 }

@@ -100,6 +100,9 @@ type ProducerInside struct {
 	SourceTxns          int64   `json:"source_transactions"`
 	MeanKafkaCommitMs   float64 `json:"mean_kafka_commit_ms"`    // flush + commit of one Kafka transaction
 	MeanCommitToKafkaMs float64 `json:"mean_commit_to_kafka_ms"` // its own histogram, per source transaction
+	// MeanSourceDelayMs: source commit to the producer reading it from the
+	// slot, the part of MeanCommitToKafkaMs that is PostgreSQL's.
+	MeanSourceDelayMs float64 `json:"mean_source_delay_ms"`
 	// CommitShare: the part of the phase's wall time spent committing Kafka
 	// transactions (the stream is not read meanwhile).
 	CommitShare float64 `json:"kafka_commit_share_of_wall"`

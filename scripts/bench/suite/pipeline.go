@@ -92,6 +92,7 @@ var producerCounters = []string{
 	"stock_producer_kafka_transactions_total", "stock_producer_source_transactions_total",
 	"stock_producer_kafka_commit_seconds_sum", "stock_producer_kafka_commit_seconds_count",
 	"stock_producer_commit_to_kafka_seconds_sum", "stock_producer_commit_to_kafka_seconds_count",
+	"stock_producer_source_delay_seconds_sum", "stock_producer_source_delay_seconds_count",
 }
 
 // producerInside turns two scrapes of producerCounters into the phase's
@@ -113,6 +114,9 @@ func producerInside(a, b map[string]float64, seconds float64) *report.ProducerIn
 	}
 	if n := d("stock_producer_commit_to_kafka_seconds_count"); n > 0 {
 		in.MeanCommitToKafkaMs = round2(d("stock_producer_commit_to_kafka_seconds_sum") / n * 1e3)
+	}
+	if n := d("stock_producer_source_delay_seconds_count"); n > 0 {
+		in.MeanSourceDelayMs = round2(d("stock_producer_source_delay_seconds_sum") / n * 1e3)
 	}
 	return in
 }
