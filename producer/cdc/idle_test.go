@@ -33,12 +33,7 @@ func TestIdleDatabaseKeepsConfirming(t *testing.T) {
 	h.exec(`CREATE TABLE unrelated (id serial PRIMARY KEY, note text)`)
 	h.start()
 	defer h.stop()
-	h.eventually("snapshot", func() string {
-		if got := warehouses(h.levels()["P1"]); got != "W1=10" {
-			return "P1 = " + got
-		}
-		return ""
-	})
+	h.waitLevel("snapshot", "P1", "W1=10")
 
 	// A write to the unrelated table must be confirmed past within a few
 	// heartbeats; without the heartbeat it never would be.

@@ -173,6 +173,18 @@ func (h *harness) eventually(what string, check func() string) {
 	}
 }
 
+// waitLevel waits until the last level of product in Kafka has the
+// warehouse quantities want (as warehouses prints them).
+func (h *harness) waitLevel(what, product, want string) {
+	h.t.Helper()
+	h.eventually(what, func() string {
+		if got := warehouses(h.levels()[product]); got != want {
+			return product + " = " + got
+		}
+		return ""
+	})
+}
+
 func warehouses(l *schemas.StockLevel) string {
 	if l == nil {
 		return "tombstone"
@@ -236,24 +248,14 @@ func TestPipelineOddTransactions(t *testing.T) {
 
 	t.Run("primary key change moves the row", func(t *testing.T) {
 		h.exec(`UPDATE inventory_levels SET warehouse_id = 'W3', version = version + 1 WHERE product_id = 'P2' AND warehouse_id = 'W2'`)
-		h.eventually("key change", func() string {
-			if got := warehouses(h.levels()["P2"]); got != "W1=10 W3=20" {
-				return "P2 = " + got
-			}
-			return ""
-		})
+		h.waitLevel("key change", "P2", "W1=10 W3=20")
 	})
 
 	t.Run("rows of other tables emit nothing", func(t *testing.T) {
 		before := len(h.records(h.cfg.ChangesTopic))
 		h.exec(`INSERT INTO unrelated (note) SELECT 'x' FROM generate_series(1, 100)`)
 		h.exec(`SELECT stock_adjust('P3', 'W1', 1, 'marker', 'marker')`)
-		h.eventually("marker", func() string {
-			if got := warehouses(h.levels()["P3"]); got != "W1=11 W2=20" {
-				return "P3 = " + got
-			}
-			return ""
-		})
+		h.waitLevel("marker", "P3", "W1=11 W2=20")
 		if after := len(h.records(h.cfg.ChangesTopic)); after != before+1 {
 			t.Fatalf("changes grew by %d, want 1 (the marker adjust only)", after-before)
 		}
@@ -265,12 +267,7 @@ func TestPipelineOddTransactions(t *testing.T) {
 		h.start()
 		// The level must carry both warehouses: W1 comes from the state
 		// rebuilt out of Kafka, not from this change.
-		h.eventually("after restart", func() string {
-			if got := warehouses(h.levels()["P3"]); got != "W1=11 W2=15" {
-				return "P3 = " + got
-			}
-			return ""
-		})
+		h.waitLevel("after restart", "P3", "W1=11 W2=15")
 	})
 
 	t.Run("resnapshot writes current state again without stopping the stream", func(t *testing.T) {

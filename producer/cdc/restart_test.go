@@ -115,12 +115,7 @@ func TestSecondInstanceLeavesTheRunningOneAlone(t *testing.T) {
 	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
 	h.start()
 	defer h.stop()
-	h.eventually("snapshot", func() string {
-		if got := warehouses(h.levels()["P1"]); got != "W1=10" {
-			return "P1 = " + got
-		}
-		return ""
-	})
+	h.waitLevel("snapshot", "P1", "W1=10")
 
 	second, err := New(h.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
@@ -133,12 +128,7 @@ func TestSecondInstanceLeavesTheRunningOneAlone(t *testing.T) {
 	}
 
 	h.exec(`SELECT stock_adjust('P1', 'W1', 1, 'after', 'after')`)
-	h.eventually("change after the second instance gave up", func() string {
-		if got := warehouses(h.levels()["P1"]); got != "W1=11" {
-			return "P1 = " + got
-		}
-		return ""
-	})
+	h.waitLevel("change after the second instance gave up", "P1", "W1=11")
 	if n := h.runs.Load(); n != 1 {
 		t.Fatalf("the running producer started %d times, want 1 (it was fenced by the second instance)", n)
 	}

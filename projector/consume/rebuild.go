@@ -309,11 +309,11 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 			return st, err
 		}
 	}
+	if ctx.Err() != nil {
+		return st, context.Cause(ctx) // the lock keeper's reason, if it gave up
+	}
 	if err := store.ExtendRebuildLock(ctx, owner, lockTTL); err != nil {
 		return st, err
-	}
-	if ctx.Err() != nil {
-		return st, context.Cause(ctx)
 	}
 	prev, err := store.Activate(ctx, gen)
 	if err != nil {
