@@ -230,6 +230,10 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
 	conn, err := source.Connect(ctx, p.cfg.PostgresURL)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped while still connecting: a clean stop, not a failure.
+			return nil
+		}
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
