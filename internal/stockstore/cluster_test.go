@@ -42,6 +42,10 @@ func TestCluster(t *testing.T) {
 		return out
 	}
 
+	t.Run("writes reach the next generation", func(t *testing.T) {
+		testWritesReachTheNextGeneration(t, storetest.NewOn(t, rdb))
+	})
+
 	t.Run("apply and read", func(t *testing.T) {
 		st := storetest.NewOn(t, rdb)
 		if _, _, err := st.InitGeneration(ctx); err != nil {

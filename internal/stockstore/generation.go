@@ -248,6 +248,63 @@ func (s *Store) NewGeneration(ctx context.Context) (int64, error) {
 	}
 }
 
+// ErrNextLost is returned by ExtendNext when the next-generation pointer
+// is gone (expired under a stalled rebuild, or lost with Redis's data):
+// writes may have stopped reaching the generation, which must then not
+// be switched to.
+var ErrNextLost = errors.New("next-generation pointer lost")
+
+// SetNext names gen as the generation a rebuild is about to switch to,
+// for ttl: from the moment it returns, every write that follows the active
+// generation is applied to gen too (see applyScript). A rebuild that then
+// replays the topic up to offsets read after SetNext has everything the
+// active generation has, and can switch without readers seeing any
+// product older. The pointer expires by itself after a crashed rebuild.
+func (s *Store) SetNext(ctx context.Context, gen int64, ttl time.Duration) error {
+	pipe := s.rdb.Pipeline()
+	for b := range s.nBuckets() {
+		pipe.Set(ctx, s.nextPointer(b), gen, ttl)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("setting next generation %d: %w", gen, err)
+	}
+	return nil
+}
+
+// ExtendNext pushes the expiry of the next-generation pointer to ttl from
+// now, if it still names gen, and fails with ErrNextLost otherwise.
+func (s *Store) ExtendNext(ctx context.Context, gen int64, ttl time.Duration) error {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, s.nBuckets())
+	for b := range cmds {
+		cmds[b] = pipe.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
+			[]string{s.nextPointer(b)}, gen, ttl.Milliseconds())
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("extending next generation %d: %w", gen, err)
+	}
+	for b, c := range cmds {
+		if n, _ := c.Int(); n == 0 {
+			return fmt.Errorf("extending next generation %d (pointer %s): %w", gen, s.nextPointer(b), ErrNextLost)
+		}
+	}
+	return nil
+}
+
+// ClearNext removes the next-generation pointer, if it names gen: writes
+// stop going to gen too (a rebuild that gives up).
+func (s *Store) ClearNext(ctx context.Context, gen int64) error {
+	pipe := s.rdb.Pipeline()
+	for b := range s.nBuckets() {
+		pipe.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+			[]string{s.nextPointer(b)}, gen)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("clearing next generation %d: %w", gen, err)
+	}
+	return nil
+}
+
 // Activate makes gen the active generation and returns the one it
 // replaced (0 when none was set). Writers follow at once; readers within
 // GenerationCacheTTL. On a Cluster the buckets' copies are switched first,
@@ -275,6 +332,11 @@ func (s *Store) Activate(ctx context.Context, gen int64) (prev int64, err error)
 		return 0, fmt.Errorf("activating generation %d: previous %q: %w", gen, old, err)
 	}
 	s.forget()
+	// Writes already go to gen alone (a mirror of the active generation
+	// is skipped); the pointer is only tidied away.
+	if err := s.ClearNext(ctx, gen); err != nil {
+		return prev, err
+	}
 	return prev, nil
 }
 

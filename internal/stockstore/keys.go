@@ -34,6 +34,7 @@ const (
 const (
 	generationKey     = "generation"      // string: the active generation number
 	generationLastKey = "generation:last" // counter: the last generation handed out
+	generationNextKey = "generation:next" // string with TTL: the generation a rebuild is about to switch to
 	rebuildLockKey    = "rebuild:lock"    // string with TTL: one rebuild at a time
 )
 
@@ -156,4 +157,14 @@ func pointerKey(base string, buckets, bucket int) string {
 		return base + generationKey
 	}
 	return base + generationKey + ":" + bucketTag(bucket)
+}
+
+// nextPointerKey is the next-generation pointer (Store.SetNext) the scripts
+// of a bucket read: one key on a single node, a copy per bucket, in its
+// slot, on a Cluster.
+func nextPointerKey(base string, buckets, bucket int) string {
+	if buckets == 0 {
+		return base + generationNextKey
+	}
+	return base + generationNextKey + ":" + bucketTag(bucket)
 }

@@ -30,6 +30,15 @@ end
 local function nogen()
   return redis.error_reply('NOGEN no active cache generation')
 end
+-- mirror is the prefix of the generation a rebuild is about to switch to
+-- (KEYS[2], see Store.SetNext), which a write following the active
+-- generation (gen ” or "!", resolved to g) also goes to; nil when none.
+local function mirror(base, gen, g)
+  if gen ~= '' and gen ~= '!' then return nil end
+  local n = redis.call('GET', KEYS[2])
+  if not n or n == g then return nil end
+  return base .. 'g' .. n .. ':'
+end
 local function key(p, bt, kind, rest)
   if bt == '' then return p .. kind .. '{' .. rest .. '}' end
   return p .. kind .. bt .. ':' .. rest
@@ -60,12 +69,21 @@ end
 // was most of the cost of a small product. Each product is still checked on
 // its own; the call as a whole is atomic too.
 //
-// KEYS[1] the generation pointer; ARGV[1] base prefix, ARGV[2] generation
-// (” = active, "!" = active and required, else NOGEN error), ARGV[3] the
-// bucket tag (” on a single node), then per product five values: product
-// id, position key, "1" for a tombstone else "0", doc, the low-stock
-// warehouse ids joined by "\n" (” for none).
-// Returns per product 1 when applied, 0 when stale (older or equal position).
+// A write that follows the active generation is also applied, checked on
+// its own, to the generation a rebuild is about to switch to (mirror): that
+// generation then holds everything the active one gets from the moment
+// Store.SetNext returned, and the rebuild's replay of the topic up to the
+// offsets it reads after that covers everything before. So switching never
+// shows a product older than the retired generation did.
+//
+// KEYS[1] the generation pointer, KEYS[2] the next-generation pointer;
+// ARGV[1] base prefix, ARGV[2] generation (” = active, "!" = active and
+// required, else NOGEN error), ARGV[3] the bucket tag (” on a single node),
+// then per product five values: product id, position key, "1" for a
+// tombstone else "0", doc, the low-stock warehouse ids joined by "\n" (”
+// for none).
+// Returns per product 1 when applied (to the generation written, whatever
+// the mirror), 0 when stale (older or equal position).
 var applyScript = redis.NewScript(luaPrefix + `
 local function newer(a, b)
   for i = 1, 17, 8 do
@@ -75,11 +93,11 @@ local function newer(a, b)
   end
   return false
 end
-local p = gprefix(ARGV[1], ARGV[2])
+local p, g = gprefix(ARGV[1], ARGV[2])
 if not p then return nogen() end
+local mp = mirror(ARGV[1], ARGV[2], g)
 local bt = ARGV[3]
-local ck = ckey(p, bt)
-local function apply(id, newpos, del, doc, low)
+local function apply(p, id, newpos, del, doc, low)
   local pk = key(p, bt, 'product:', id)
   local tk = key(p, bt, 'tombstone:', id)
   local cur = redis.call('HMGET', pk, 'pos', 'low')
@@ -113,13 +131,15 @@ local function apply(id, newpos, del, doc, low)
     -- found above needs deleting.
     if tomb then redis.call('DEL', tk) end
   end
+  local ck = ckey(p, bt)
   local seq = redis.call('INCR', ck .. ':seq')
   redis.call('ZADD', ck, seq, id)
   return 1
 end
 local out = {}
 for i = 4, #ARGV, 5 do
-  out[#out + 1] = apply(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  out[#out + 1] = apply(p, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+  if mp then apply(mp, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]) end
 end
 return out
 `)
@@ -127,22 +147,30 @@ return out
 // watermarkScript moves a partition's watermark forward only: a stale worker
 // (one whose partition was just revoked) cannot rewind it.
 //
-// KEYS[1] the generation pointer; ARGV[1] base, ARGV[2] generation, ARGV[3]
-// bucket tag, ARGV[4] topic, ARGV[5] partition, ARGV[6] offset, ARGV[7] the
-// JSON watermarkDoc. Returns 1 when written, 0 when not newer.
+// It is mirrored like applyScript.
+//
+// KEYS[1] the generation pointer, KEYS[2] the next-generation pointer;
+// ARGV[1] base, ARGV[2] generation, ARGV[3] bucket tag, ARGV[4] topic,
+// ARGV[5] partition, ARGV[6] offset, ARGV[7] the JSON watermarkDoc. Returns
+// 1 when written, 0 when not newer.
 var watermarkScript = redis.NewScript(luaPrefix + `
-local p = gprefix(ARGV[1], ARGV[2])
+local p, g = gprefix(ARGV[1], ARGV[2])
 if not p then return nogen() end
-local k = key(p, ARGV[3], 'watermark:', ARGV[4])
-local cur = redis.call('HGET', k, ARGV[5])
-if cur then
-  local ok, v = pcall(cjson.decode, cur)
-  if ok and type(v) == 'table' and tonumber(v.offset) and tonumber(v.offset) >= tonumber(ARGV[6]) then
-    return 0
+local function mark(p)
+  local k = key(p, ARGV[3], 'watermark:', ARGV[4])
+  local cur = redis.call('HGET', k, ARGV[5])
+  if cur then
+    local ok, v = pcall(cjson.decode, cur)
+    if ok and type(v) == 'table' and tonumber(v.offset) and tonumber(v.offset) >= tonumber(ARGV[6]) then
+      return 0
+    end
   end
+  redis.call('HSET', k, ARGV[5], ARGV[7])
+  return 1
 end
-redis.call('HSET', k, ARGV[5], ARGV[7])
-return 1
+local mp = mirror(ARGV[1], ARGV[2], g)
+if mp then mark(mp) end
+return mark(p)
 `)
 
 // trimScript keeps the newest ARGV[4] entries of a change index and records

@@ -79,6 +79,10 @@ func (s *Store) bucketTag(k int) string {
 // pointer is the generation pointer the scripts of bucket k read.
 func (s *Store) pointer(k int) string { return pointerKey(s.base, s.buckets, k) }
 
+// nextPointer is the next-generation pointer the write scripts of bucket k
+// read (Store.SetNext).
+func (s *Store) nextPointer(k int) string { return nextPointerKey(s.base, s.buckets, k) }
+
 // Prefix returns the base key prefix of the store.
 func (s *Store) Prefix() string { return s.base }
 
@@ -212,7 +216,7 @@ func (s *Store) applyCall(bucket int, snaps []Snapshot, idx []int) (scriptCall, 
 		}
 		args = append(args, sn.ProductID, sn.Position.Key(), deleted, doc, low)
 	}
-	return scriptCall{script: applyScript, keys: []string{s.pointer(bucket)}, args: args}, nil
+	return scriptCall{script: applyScript, keys: []string{s.pointer(bucket), s.nextPointer(bucket)}, args: args}, nil
 }
 
 func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
@@ -232,7 +236,7 @@ func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
 	b := keys{buckets: s.buckets}.watermarkBucket(m.Partition)
 	return scriptCall{
 		script: watermarkScript,
-		keys:   []string{s.pointer(b)},
+		keys:   []string{s.pointer(b), s.nextPointer(b)},
 		args: []any{s.base, s.writeGen(), s.bucketTag(b), m.Topic,
 			strconv.FormatInt(int64(m.Partition), 10), m.Offset, doc},
 	}, nil

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -147,11 +148,11 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 }
 
 // Rebuild replays the topic into a new generation of store while the active
-// one keeps serving, switches the active generation to it once it has
-// caught up with the topic, catches up once more (snapshots the live
-// projector wrote into the old generation just before the switch), waits
-// RetireDelay for readers, and deletes the old generation. One rebuild runs
-// at a time per key prefix (ErrRebuildRunning otherwise).
+// one keeps serving, catches up with what the live projector applied
+// meanwhile (the last of it with live writes going to both generations,
+// Store.SetNext), switches the active generation to it, waits RetireDelay
+// for readers, and deletes the old generation. One rebuild runs at a time
+// per key prefix (ErrRebuildRunning otherwise).
 func Rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, log *slog.Logger, reg prometheus.Registerer) (RebuildStats, error) {
 	return rebuild(ctx, cfg, store, log, reg, false)
 }
@@ -200,6 +201,13 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 	defer abandon(nil)
 	lockCtx, stopLock := context.WithCancel(ctx)
 	defer stopLock()
+	// The generation named next once SetNext ran, which the lock keeper
+	// extends with the lock; mu keeps a keeper's extension from racing the
+	// switch, which clears the pointer.
+	var next struct {
+		sync.Mutex
+		gen int64
+	}
 	go func() {
 		t := time.NewTicker(lockTTL / 3)
 		defer t.Stop()
@@ -209,9 +217,14 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 				return
 			case <-t.C:
 				err := store.ExtendRebuildLock(lockCtx, owner, lockTTL)
+				next.Lock()
+				if err == nil && next.gen > 0 {
+					err = store.ExtendNext(lockCtx, next.gen, lockTTL)
+				}
+				next.Unlock()
 				switch {
-				case errors.Is(err, stockstore.ErrRebuildLockLost):
-					log.Error("rebuild lock lost; stopping without switching", "error", err)
+				case errors.Is(err, stockstore.ErrRebuildLockLost), errors.Is(err, stockstore.ErrNextLost):
+					log.Error("rebuild lock or next-generation pointer lost; stopping without switching", "error", err)
 					abandon(err)
 					return
 				case err != nil:
@@ -245,6 +258,24 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 	st.Generation = gen
 	target := store.InGeneration(gen)
 	log = log.With("generation", gen, "topic", cfg.Topic)
+	switched := false
+	defer func() {
+		if switched {
+			return
+		}
+		// A rebuild that gave up leaves nothing behind: live writes stop
+		// going to its generation, and what it wrote is deleted.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := store.ClearNext(ctx, gen); err != nil {
+			log.Warn("clearing next generation of a rebuild that gave up", "error", err)
+		}
+		if n, err := store.DeleteGeneration(ctx, gen); err != nil {
+			log.Warn("deleting the generation of a rebuild that gave up", "error", err)
+		} else if n > 0 {
+			log.Info("deleted the generation of a rebuild that gave up", "keys", n)
+		}
+	}()
 
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -290,11 +321,12 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		return st, err
 	}
 	// While the replay ran, the live projector applied newer records to
-	// the generation readers see. Switching now would show those products
-	// older (or missing, or deleted ones back) until the replay after the
-	// switch caught up, and for good if that replay failed. So catch up
-	// first, in rounds that shrink to what arrived during the round
-	// before, and switch once what is left is small.
+	// the generation readers see; switching now would show those products
+	// older (or missing, or deleted ones back). So catch up in rounds that
+	// shrink to what arrived during the round before, until what is left
+	// is small, then have every live write go to the new generation too
+	// (SetNext) and replay what the topic held at that moment: after that
+	// the new generation has everything the active one has, and stays so.
 	for round := 1; round <= maxCatchUpRounds; round++ {
 		more, err := stableOffsets(ctx, adm, cfg.Topic)
 		if err != nil {
@@ -309,20 +341,47 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 			return st, err
 		}
 	}
+	if err := store.SetNext(ctx, gen, lockTTL); err != nil {
+		return st, err
+	}
+	next.Lock()
+	next.gen = gen
+	next.Unlock()
+	// Every record the live projector applied before SetNext is below
+	// these offsets (it reads only committed records, and the stable
+	// offset only grows); every one after reached gen as well.
+	last, err := stableOffsets(ctx, adm, cfg.Topic)
+	if err != nil {
+		return st, err
+	}
+	if err := r.until(ctx, last); err != nil {
+		return st, err
+	}
 	if ctx.Err() != nil {
 		return st, context.Cause(ctx) // the lock keeper's reason, if it gave up
 	}
 	if err := store.ExtendRebuildLock(ctx, owner, lockTTL); err != nil {
 		return st, err
 	}
+	// Had the pointer expired or been lost, live writes may have missed
+	// gen since: then no switch. Activate clears it, so the lock keeper
+	// stops extending it first.
+	if err := store.ExtendNext(ctx, gen, lockTTL); err != nil {
+		return st, err
+	}
+	next.Lock()
+	next.gen = 0
+	next.Unlock()
 	prev, err := store.Activate(ctx, gen)
 	if err != nil {
 		return st, err
 	}
+	switched = true
 	st.Previous, st.Switched = prev, time.Since(start)
 	log.Info("switched active generation", "previous", prev, "elapsed", st.Switched.String())
-	// The live projector wrote into the old generation until the switch;
-	// everything it wrote is in the topic below the offsets listed now.
+	// Nothing is missing from gen now; replaying up to the end only
+	// records the offsets reached (and applies, as stale, what the live
+	// projector already wrote).
 	ends2, err := stableOffsets(ctx, adm, cfg.Topic)
 	if err != nil {
 		return st, err
@@ -352,9 +411,9 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 }
 
 // Catch-up before the switch: rounds end once at most switchGap records
-// are left to replay (a few milliseconds of applying, what readers may
-// see older for that long after the switch), or after maxCatchUpRounds
-// when the topic grows as fast as it is replayed.
+// are left to replay (a few milliseconds of applying, during which live
+// writes go to both generations), or after maxCatchUpRounds when the
+// topic grows as fast as it is replayed.
 const (
 	switchGap        = 100
 	maxCatchUpRounds = 10
