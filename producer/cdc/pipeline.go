@@ -93,6 +93,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	claimed, err := source.ClaimSlot(ctx, conn, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	if !claimed {
+		return fmt.Errorf("%w: %s (another producer holds it)", ErrSlotInUse, cfg.Slot)
+	}
 	if err := source.EnsurePublication(ctx, conn, cfg.Publication); err != nil {
 		return err
 	}
@@ -101,6 +108,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	if slot != nil && slot.Active {
+		// Held by something else than a producer (a pg_recvlogical, a
+		// walsender of a previous run that PostgreSQL has not reaped yet).
 		return fmt.Errorf("%w: %s", ErrSlotInUse, cfg.Slot)
 	}
 

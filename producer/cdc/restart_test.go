@@ -117,19 +117,95 @@ func TestSecondInstanceLeavesTheRunningOneAlone(t *testing.T) {
 	defer h.stop()
 	h.waitLevel("snapshot", "P1", "W1=10")
 
-	second, err := New(h.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := second.Run(ctx); !errors.Is(err, ErrSlotInUse) {
-		t.Fatalf("second instance: %v, want ErrSlotInUse", err)
-	}
+	h.secondInstanceGivesUp("second instance")
 
 	h.exec(`SELECT stock_adjust('P1', 'W1', 1, 'after', 'after')`)
 	h.waitLevel("change after the second instance gave up", "P1", "W1=11")
 	if n := h.runs.Load(); n != 1 {
 		t.Fatalf("the running producer started %d times, want 1 (it was fenced by the second instance)", n)
+	}
+}
+
+// pauseOn holds a run at the log line msg until release is closed, after
+// closing reached.
+type pauseOn struct {
+	slog.Handler
+	msg              string
+	reached, release chan struct{}
+}
+
+func (p pauseOn) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == p.msg {
+		close(p.reached)
+		<-p.release
+	}
+	return p.Handler.Handle(ctx, r)
+}
+
+func (p pauseOn) WithAttrs(a []slog.Attr) slog.Handler {
+	return pauseOn{Handler: p.Handler.WithAttrs(a), msg: p.msg, reached: p.reached, release: p.release}
+}
+
+func (p pauseOn) WithGroup(name string) slog.Handler {
+	return pauseOn{Handler: p.Handler.WithGroup(name), msg: p.msg, reached: p.reached, release: p.release}
+}
+
+// While the first producer reads its snapshot its new slot shows inactive
+// (PostgreSQL releases a slot once created): a second instance started
+// then must still give up, without fencing the first.
+func TestSecondInstanceRefusedDuringSnapshot(t *testing.T) {
+	h := newHarness(t)
+	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
+	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
+	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
+
+	pause := pauseOn{Handler: slog.NewJSONHandler(io.Discard, nil), msg: "slot created", reached: make(chan struct{}), release: make(chan struct{})}
+	first, err := New(h.cfg, slog.New(pause), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- first.Run(ctx) }()
+	select {
+	case <-pause.reached:
+	case err := <-done:
+		t.Fatalf("first instance ended before creating its slot: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("first instance did not create its slot")
+	}
+	var active bool
+	if err := h.conn.QueryRow(context.Background(), `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, h.cfg.Slot).Scan(&active); err != nil {
+		t.Fatal(err)
+	}
+	if active {
+		t.Log("the slot shows active before streaming: this PostgreSQL keeps it acquired")
+	}
+
+	h.secondInstanceGivesUp("second instance during the snapshot")
+
+	close(pause.release)
+	h.waitLevel("snapshot of the first instance", "P1", "W1=10")
+	h.exec(`SELECT stock_adjust('P1', 'W1', 1, 'after', 'after')`)
+	h.waitLevel("change streamed by the first instance", "P1", "W1=11")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("first instance: %v (fenced by the second?)", err)
+	}
+}
+
+// secondInstanceGivesUp runs another producer of the harness's slot, which
+// must end with ErrSlotInUse.
+func (h *harness) secondInstanceGivesUp(what string) {
+	h.t.Helper()
+	second, err := New(h.cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := second.Run(ctx); !errors.Is(err, ErrSlotInUse) {
+		h.t.Fatalf("%s: %v, want ErrSlotInUse", what, err)
 	}
 }

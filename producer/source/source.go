@@ -143,6 +143,20 @@ func LookupSlot(ctx context.Context, conn *pgx.Conn, name string) (*Slot, error)
 	return &s, nil
 }
 
+// ClaimSlot takes a session-level advisory lock named after the slot on
+// conn, and reports whether it got it: false while another producer of the
+// same slot runs. The slot's own active flag does not tell: PostgreSQL
+// releases a new slot after creating it, so it shows inactive for as long
+// as its snapshot is read, until streaming starts. The lock goes with
+// conn, also when the process dies.
+func ClaimSlot(ctx context.Context, conn *pgx.Conn, name string) (bool, error) {
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('stock.producer'), hashtext($1))`, name).Scan(&ok); err != nil {
+		return false, fmt.Errorf("claiming slot %s: %w", name, err)
+	}
+	return ok, nil
+}
+
 // DropSlot drops the slot, waiting for a previous owner's connection to let go.
 func DropSlot(ctx context.Context, conn *pgx.Conn, name string) error {
 	if _, err := conn.Exec(ctx, `SELECT pg_drop_replication_slot($1)`, name); err != nil {
