@@ -152,16 +152,18 @@ func TestRunProjectsAndStops(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	for _, want := range []string{"stock_projector_records_consumed_total 1", "stock_projector_snapshots_applied_total 1", "stock_projector_kafka_"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %q", want)
+	// The snapshot is in Redis before the worker counts it applied: poll.
+	wantMetrics := []string{"stock_projector_records_consumed_total 1", "stock_projector_snapshots_applied_total 1", "stock_projector_kafka_"}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		missing := missingMetrics(metricsAddr, wantMetrics)
+		if len(missing) == 0 {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q\n%s", missing, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	cancel()
@@ -173,4 +175,25 @@ func TestRunProjectsAndStops(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("run did not stop")
 	}
+}
+
+// missingMetrics returns the strings of want that addr's /metrics lacks
+// (all of them if it cannot be read).
+func missingMetrics(addr string, want []string) []string {
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return want
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return want
+	}
+	var missing []string
+	for _, w := range want {
+		if !strings.Contains(string(body), w) {
+			missing = append(missing, w)
+		}
+	}
+	return missing
 }

@@ -181,19 +181,32 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}
 	defer conn.Close()
 
-	// Half a request: the handler is running, reading the body.
+	// Half a request: the handler is running, reading the body. The server
+	// answers "100 Continue" when the handler starts reading it.
 	body := `{"product_ids":["SKU-1"]}`
 	head := "POST /v1/stock/bulk HTTP/1.1\r\nHost: api\r\nContent-Type: application/json\r\n" +
-		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
+		"Expect: 100-continue\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"
 	if _, err := io.WriteString(conn, head+body[:10]); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond)
+	br := bufio.NewReader(conn)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != http.StatusContinue {
+		t.Fatalf("the handler never read the body: %v %v\n%s", res, err, logs.String())
+	}
+	conn.SetReadDeadline(time.Time{})
 	cancel()
-	time.Sleep(200 * time.Millisecond)
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break
+		}
 		c.Close()
-		t.Error("a new connection was accepted while draining")
+		if time.Now().After(deadline) {
+			t.Error("new connections still accepted 5s into draining")
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	select {
 	case err := <-done:
@@ -203,7 +216,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	if _, err := io.WriteString(conn, body[10:]); err != nil {
 		t.Fatal(err)
 	}
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("reading the in-flight answer: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/position"
@@ -50,6 +51,44 @@ func dumpActive(t *testing.T, rdb redis.UniversalClient, st *stockstore.Store) m
 	return storetest.Dump(t, rdb, storetest.GenPrefix(st.Prefix(), g))
 }
 
+// pjCaughtUp reports, for pjWait, a partition of topic whose offset group
+// has not committed up to the topic's current end ("" when none). Offsets
+// are committed once Redis acknowledged the batch, its watermark included:
+// the projection is then complete.
+func pjCaughtUp(t *testing.T, topic, group string) func() string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing end offsets of %s: %v", topic, err)
+	}
+	return func() string {
+		got, err := adm.FetchOffsetsForTopics(ctx, group, topic)
+		if err == nil {
+			err = got.Error()
+		}
+		if err != nil {
+			return err.Error()
+		}
+		why := ""
+		ends.Each(func(o kadm.ListedOffset) {
+			if c, _ := got.Lookup(topic, o.Partition); why == "" && c.At < o.Offset {
+				why = fmt.Sprintf("partition %d committed at %d, ends at %d", o.Partition, c.At, o.Offset)
+			}
+		})
+		return why
+	}
+}
+
 func diffDumps(t *testing.T, what string, a, b map[string]string) {
 	t.Helper()
 	if maps.Equal(a, b) {
@@ -85,6 +124,7 @@ func TestProjectorReplayEqualsLive(t *testing.T) {
 	group := testenv.Name(t, "pj_group")
 	p := start(t, "projector", projectorArgs(topic, group, live.Prefix())...)
 	pjWait(t, time.Minute, "the live projection", func() string { return matchesTopic(t, live, last) })
+	pjWait(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
 	liveDump := dumpActive(t, rdb, live)
 	if len(liveDump) < len(ids) {
 		t.Fatalf("live dump has %d keys", len(liveDump))
@@ -92,9 +132,10 @@ func TestProjectorReplayEqualsLive(t *testing.T) {
 
 	t.Run("replay into an empty redis", func(t *testing.T) {
 		replay := pjStore(t)
-		start(t, "projector", projectorArgs(topic, testenv.Name(t, "pj_group"), replay.Prefix())...)
+		replayGroup := testenv.Name(t, "pj_group")
+		start(t, "projector", projectorArgs(topic, replayGroup, replay.Prefix())...)
 		pjWait(t, time.Minute, "the replay", func() string { return matchesTopic(t, replay, last) })
-		time.Sleep(500 * time.Millisecond) // the watermark follows its batch
+		pjWait(t, time.Minute, "the replay group to commit the topic", pjCaughtUp(t, topic, replayGroup))
 		diffDumps(t, "live vs replay", liveDump, dumpActive(t, rdb, replay))
 	})
 
@@ -123,8 +164,10 @@ func TestProjectorRebuildCommandUnderReads(t *testing.T) {
 	}
 	rdb := storetest.Client(t)
 	st := pjStore(t)
-	start(t, "projector", projectorArgs(topic, testenv.Name(t, "pj_group"), st.Prefix())...)
+	group := testenv.Name(t, "pj_group")
+	start(t, "projector", projectorArgs(topic, group, st.Prefix())...)
 	pjWait(t, time.Minute, "the live projection", func() string { return matchesTopic(t, st, last) })
+	pjWait(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
 	before := dumpActive(t, rdb, st)
 	oldGen, _ := st.ActiveGeneration(context.Background())
 

@@ -97,6 +97,12 @@ func (h *harness) start() {
 			}
 			h.t.Logf("pipeline run failed, restarting: %v", err)
 			time.Sleep(500 * time.Millisecond)
+			if ctx.Err() != nil {
+				// Stopped between two runs: a clean stop, not a run that
+				// failed at startup on the cancelled context.
+				h.done <- nil
+				return
+			}
 		}
 	}()
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/stockstore"
@@ -56,6 +57,9 @@ func TestRebuildSwitchesGenerationsUnderReads(t *testing.T) {
 		}
 		return true
 	})
+	// The tombstone, the poison record and the watermarks follow the
+	// snapshots: the live state is complete once the offsets are committed.
+	waitCaughtUp(t, adm, group, topic)
 	oldGen, _ := st.ActiveGeneration(ctx)
 	live := storetest.Dump(t, rdb, storetest.GenPrefix(st.Prefix(), oldGen))
 
@@ -121,6 +125,26 @@ func TestRebuildSwitchesGenerationsUnderReads(t *testing.T) {
 		t.Errorf("old generation %d not deleted", oldGen)
 	}
 	_ = time.Second
+}
+
+// waitCaughtUp waits until group has committed every partition of topic up
+// to its current end offset. Offsets are committed once Redis acknowledged
+// the batch, watermark included: the projection of the topic is complete.
+func waitCaughtUp(t *testing.T, adm *kadm.Client, group, topic string) {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("listing end offsets: %v", err)
+	}
+	waitFor(t, "the group to commit up to the end offsets", func() bool {
+		got := committed(t, adm, group, topic)
+		caughtUp := true
+		ends.Each(func(o kadm.ListedOffset) { caughtUp = caughtUp && got[o.Partition] >= o.Offset })
+		return caughtUp
+	})
 }
 
 // A fresh system starts producer and projector together: the projector must
