@@ -40,6 +40,7 @@ type cli struct {
 	BatchMaxRecords   int           `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"20000" help:"Records per Kafka transaction before it is committed."`
 	BatchLinger       time.Duration `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"5ms" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
 	SchemaRegistryURL string        `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
+	ShutdownTimeout   time.Duration `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"10s" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
 	MetricsAddr       string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
 	MemoryLimitMiB    int           `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit for the collector in MiB; raised to twice the live heap when the state needs it (0: none; GOMEMLIMIT wins)."`
 	LogLevel          slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
@@ -92,6 +93,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		BatchMaxRecords:   c.BatchMaxRecords,
 		BatchLinger:       c.BatchLinger,
 		SchemaRegistryURL: c.SchemaRegistryURL,
+		ShutdownTimeout:   c.ShutdownTimeout,
 	}
 	if c.TopicPrefix != "" {
 		cfg.LevelsTopic = c.TopicPrefix + "stock.levels.v1"

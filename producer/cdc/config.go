@@ -133,5 +133,8 @@ func (c *Config) Validate() error {
 	if c.StatusInterval <= 0 || c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("status and heartbeat intervals must be positive"))
 	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("shutdown timeout %s: want >= 0 (0: 10s)", c.ShutdownTimeout))
+	}
 	return errors.Join(errs...)
 }

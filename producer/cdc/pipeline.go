@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -118,6 +119,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	defer w.Close(context.WithoutCancel(ctx))
+	// A Produce waiting for room in a full buffer while Kafka is
+	// unreachable must not hold a stopped run for ever: past the shutdown
+	// budget the writer gives up (nothing it held is confirmed).
+	defer stopAfter(ctx, cfg.ShutdownTimeout, w.Stop)()
 	w.OnCommitted = func(topic string, n int) { p.metrics.recordsProduced.WithLabelValues(topic).Add(float64(n)) }
 
 	cp, haveCP, err := sink.ReadCheckpoint(ctx, p.kopts, cfg.CheckpointTopic, cfg.Slot)
@@ -193,6 +198,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	h.com = newCommitter(w, stream, p.metrics)
 
 	g, gctx := errgroup.WithContext(ctx)
+	defer stopAfter(gctx, cfg.ShutdownTimeout, w.Stop)() // also when a part failed
 	g.Go(h.com.run)
 	g.Go(func() error {
 		err := stream.Run(gctx, start, h)
@@ -322,4 +328,24 @@ func RequestResnapshot(ctx context.Context, postgresURL string, productIDs []str
 		return "", fmt.Errorf("writing resnapshot signal: %w", err)
 	}
 	return lsn, nil
+}
+
+// stopAfter calls stop once grace has passed since ctx was done, unless the
+// returned function was called first.
+func stopAfter(ctx context.Context, grace time.Duration, stop func()) (cancel func()) {
+	var mu sync.Mutex
+	var t *time.Timer
+	unregister := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		t = time.AfterFunc(grace, stop)
+		mu.Unlock()
+	})
+	return func() {
+		unregister()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+	}
 }

@@ -18,6 +18,10 @@ type Writer struct {
 	slot            string
 	inTx            bool
 	errs            chan error
+	// produceCtx bounds a Produce waiting for room in a full buffer;
+	// Stop cancels it.
+	produceCtx context.Context
+	stop       context.CancelFunc
 	// perTopic counts the open transaction's records, reported to
 	// OnCommitted once it commits.
 	perTopic map[string]int
@@ -63,6 +67,7 @@ func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointT
 		return nil, fmt.Errorf("creating transactional client: %w", err)
 	}
 	w := &Writer{cl: cl, checkpointTopic: checkpointTopic, slot: slot, errs: make(chan error, 1), perTopic: make(map[string]int)}
+	w.produceCtx, w.stop = context.WithCancel(context.Background())
 	if err := w.Begin(); err != nil {
 		cl.Close()
 		return nil, err
@@ -90,10 +95,10 @@ func (w *Writer) Begin() error {
 
 // Produce buffers a record in the open transaction; a failure surfaces at
 // Commit. It blocks when the client's buffer is full, which bounds memory
-// for huge source transactions.
+// for huge source transactions, until there is room or Stop is called.
 func (w *Writer) Produce(r *kgo.Record) {
 	w.perTopic[r.Topic]++
-	w.cl.Produce(context.Background(), r, func(_ *kgo.Record, err error) {
+	w.cl.Produce(w.produceCtx, r, func(_ *kgo.Record, err error) {
 		if err != nil {
 			select {
 			case w.errs <- err:
@@ -157,8 +162,14 @@ func (w *Writer) abort(ctx context.Context) {
 	_ = w.cl.EndTransaction(actx, kgo.TryAbort)
 }
 
+// Stop makes a Produce blocked on a full buffer (Kafka unreachable) return,
+// and every later one fail at once: the open transaction can then only
+// fail to commit. For a shutdown that must not wait for Kafka for ever.
+func (w *Writer) Stop() { w.stop() }
+
 // Close aborts an open transaction and closes the client.
 func (w *Writer) Close(ctx context.Context) {
+	defer w.stop()
 	if w.inTx {
 		w.abort(ctx)
 	}
