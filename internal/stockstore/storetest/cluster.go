@@ -33,8 +33,7 @@ func Cluster(t testing.TB) (redis.UniversalClient, []string) {
 	}
 	dir := t.TempDir()
 	var addrs []string
-	for i := range 3 {
-		port := freePort(t)
+	for i, port := range freePorts(t, 3) {
 		addr := "127.0.0.1:" + port
 		nodeDir := filepath.Join(dir, port)
 		if err := os.Mkdir(nodeDir, 0o755); err != nil {
@@ -108,12 +107,28 @@ func waitNode(t testing.TB, addr string, ok func(*redis.Client) error) {
 	}
 }
 
-func freePort(t testing.TB) string {
+// freePorts returns n distinct free ports for Cluster nodes. All listeners
+// stay open until every port is picked, or the system may hand out one
+// port twice; a node's cluster bus (port + 10000) must be free too.
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []string
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		port := l.Addr().(*net.TCPAddr).Port
+		if port+10000 > 65535 {
+			continue
+		}
+		bus, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+10000))
+		if err != nil {
+			continue
+		}
+		defer bus.Close()
+		ports = append(ports, fmt.Sprint(port))
 	}
-	defer l.Close()
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	return ports
 }
