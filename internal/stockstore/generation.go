@@ -332,11 +332,10 @@ func (s *Store) Activate(ctx context.Context, gen int64) (prev int64, err error)
 		return 0, fmt.Errorf("activating generation %d: previous %q: %w", gen, old, err)
 	}
 	s.forget()
-	// Writes already go to gen alone (a mirror of the active generation
-	// is skipped); the pointer is only tidied away.
-	if err := s.ClearNext(ctx, gen); err != nil {
-		return prev, err
-	}
+	// Writes already go to gen alone (a mirror naming the active
+	// generation is skipped): the pointer is only tidied away, and expires
+	// by itself if this fails. The switch happened either way.
+	_ = s.ClearNext(ctx, gen)
 	return prev, nil
 }
 

@@ -129,6 +129,11 @@ func (w *Writer) commit(ctx context.Context) error {
 	case produceErr = <-w.errs:
 	default:
 	}
+	if flushErr == nil && produceErr == nil && w.produceCtx.Err() != nil {
+		// A Produce that Stop released reports its error on a goroutine
+		// of the client, maybe after Flush returned: never commit then.
+		produceErr = fmt.Errorf("writer stopped: %w", w.produceCtx.Err())
+	}
 	if err := errors.Join(flushErr, produceErr); err != nil {
 		w.abort(ctx)
 		return fmt.Errorf("flushing kafka transaction: %w", err)
@@ -162,9 +167,10 @@ func (w *Writer) abort(ctx context.Context) {
 	_ = w.cl.EndTransaction(actx, kgo.TryAbort)
 }
 
-// Stop makes a Produce blocked on a full buffer (Kafka unreachable) return,
-// and every later one fail at once: the open transaction can then only
-// fail to commit. For a shutdown that must not wait for Kafka for ever.
+// Stop makes a Produce blocked on a full buffer (Kafka unreachable) return
+// without buffering its record; the open transaction, and any later one,
+// can then only fail to commit. For a shutdown that must not wait for
+// Kafka for ever.
 func (w *Writer) Stop() { w.stop() }
 
 // Close aborts an open transaction and closes the client.

@@ -52,6 +52,16 @@ func Connect(ctx context.Context, url string) (*pgx.Conn, error) {
 	}
 	cfg.RuntimeParams["timezone"] = "UTC"
 	cfg.RuntimeParams["application_name"] = "stock-producer"
+	// The server probes an idle connection: one whose client vanished
+	// (host gone, a NAT dropping it) ends within about a minute, and with
+	// it the slot's advisory lock (ClaimSlot), which would otherwise keep
+	// every later run out for the system's default of two hours. The URL
+	// may set other values.
+	for k, v := range map[string]string{"tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "3"} {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to postgres: %w", err)

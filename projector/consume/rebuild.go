@@ -267,6 +267,12 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 		// going to its generation, and what it wrote is deleted.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
+		// Only under the lock: after a flush the generation numbers start
+		// over, and gen may now be another rebuild's.
+		if err := store.ExtendRebuildLock(ctx, owner, lockTTL); err != nil {
+			log.Warn("leaving the generation of a rebuild that gave up: the rebuild lock is not ours", "error", err)
+			return
+		}
 		if err := store.ClearNext(ctx, gen); err != nil {
 			log.Warn("clearing next generation of a rebuild that gave up", "error", err)
 		}
