@@ -11,7 +11,9 @@ import (
 
 // ReadTopic reads every committed record of topic, from the start to the
 // last stable offset as of the call, calling fn in offset order per
-// partition. Records of aborted transactions are skipped.
+// partition. Records of aborted transactions are skipped. It fails when no
+// record arrives for readStall while partitions are short of their end: a
+// partial read must never pass for the whole topic.
 func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.Record) error) error {
 	adm, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -45,27 +47,22 @@ func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.R
 		return fmt.Errorf("creating reader for %s: %w", topic, err)
 	}
 	defer cl.Close()
-	idle := 0
 	for len(target) > 0 {
-		fs := cl.PollFetches(ctx)
+		pctx, cancel := context.WithTimeout(ctx, readStall)
+		fs := cl.PollFetches(pctx)
+		stalled := pctx.Err() != nil
+		cancel()
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if stalled {
+			return fmt.Errorf("reading %s: nothing for %s with partitions short of their end (partition: end offset) %v", topic, readStall, target)
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("fetching %s/%d: %w", t, p, err) })
 		if ferr != nil {
 			return ferr
 		}
-		if fs.NumRecords() == 0 {
-			// A partition whose last records were compacted away or whose
-			// tail is an aborted batch without a marker yet never reaches
-			// its target; after a quiet while, what is there has been read.
-			if idle++; idle > 25 {
-				return nil
-			}
-			continue
-		}
-		idle = 0
 		var rerr error
 		fs.EachRecord(func(r *kgo.Record) {
 			end, ok := target[r.Partition]
@@ -85,6 +82,9 @@ func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.R
 	}
 	return nil
 }
+
+// readStall is how long ReadTopic waits for the next record.
+const readStall = time.Minute
 
 // ReadCheckpoint returns the latest checkpoint of slot, or ok=false if none
 // was ever written.
