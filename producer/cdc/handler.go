@@ -14,14 +14,13 @@ import (
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/producer/state"
-	"github.com/stockpipe/stock/schemas"
 )
 
 // dirtyProduct is a product touched by the source transaction in hand: its
-// level before the transaction (for alerts) and the position and kind of
+// statuses before the transaction (for alerts) and the position and kind of
 // its last change.
 type dirtyProduct struct {
-	before *schemas.StockLevel
+	before *state.Statuses
 	pos    position.Position
 	kind   string
 }
@@ -113,7 +112,7 @@ func (h *handler) touch(productID string, pos position.Position, kind string) {
 	if !ok {
 		d = &dirtyProduct{}
 		if rows := h.st.ProductRows(productID); len(rows) > 0 {
-			d.before = state.Level(productID, rows, position.Position{}, 0, time.Time{}, false)
+			d.before = state.StatusesOf(rows)
 		}
 		h.dirty[productID] = d
 	}

@@ -70,8 +70,9 @@ func TestLevelTotalsAndStatus(t *testing.T) {
 }
 
 func TestAlerts(t *testing.T) {
+	rows := func(onHand int32) []change.Row { return []change.Row{row("P", "WH-01", onHand, 0, 0, 10)} }
 	level := func(onHand int32) *schemas.StockLevel {
-		return Level("P", []change.Row{row("P", "WH-01", onHand, 0, 0, 10)}, position.Position{LSN: 1}, 1, time.Unix(0, 0), false)
+		return Level("P", rows(onHand), position.Position{LSN: 1}, 1, time.Unix(0, 0), false)
 	}
 	for _, tc := range []struct {
 		name       string
@@ -85,7 +86,7 @@ func TestAlerts(t *testing.T) {
 		{"in to in", 50, 40, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Alerts(level(tc.from), level(tc.to))
+			got := Alerts(StatusesOf(rows(tc.from)), level(tc.to))
 			if len(got) != len(tc.wantKinds) {
 				t.Fatalf("alerts %+v, want kinds %v", got, tc.wantKinds)
 			}
@@ -101,5 +102,22 @@ func TestAlerts(t *testing.T) {
 	}
 	if Alerts(nil, level(0)) != nil {
 		t.Fatal("a new product is not a crossing")
+	}
+}
+
+// Rows added or removed in the transaction are no crossing of their own;
+// the rows on both sides are matched by warehouse.
+func TestAlertsAcrossRowsAddedAndRemoved(t *testing.T) {
+	before := []change.Row{row("P", "WH-01", 5, 0, 0, 10), row("P", "WH-03", 50, 0, 0, 10)} // LOW, IN; product IN (55 > 20)
+	after := []change.Row{row("P", "WH-02", 5, 0, 0, 10), row("P", "WH-03", 0, 0, 0, 10)}   // new LOW, OUT; product LOW (5 <= 20)
+	got := Alerts(StatusesOf(before), Level("P", after, position.Position{LSN: 2}, 2, time.Unix(0, 0), false))
+	if len(got) != 2 {
+		t.Fatalf("alerts %+v, want WH-03 out of stock and the product low", got)
+	}
+	if got[0].WarehouseID == nil || *got[0].WarehouseID != "WH-03" || got[0].Kind != schemas.AlertOutOfStock || got[0].PreviousStatus != schemas.StatusInStock {
+		t.Fatalf("first alert %+v, want WH-03 IN_STOCK -> OUT_OF_STOCK", got[0])
+	}
+	if got[1].WarehouseID != nil || got[1].Kind != schemas.AlertLowStock || got[1].PreviousStatus != schemas.StatusInStock {
+		t.Fatalf("second alert %+v, want the product IN_STOCK -> LOW_STOCK", got[1])
 	}
 }
