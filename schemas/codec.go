@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hamba/avro/v2"
 )
@@ -55,15 +56,25 @@ func (c *Codec) SetSchemaID(topic string, id uint32) {
 	c.ids[topic] = id
 }
 
+// writers are reused Avro writers: the body is encoded into one and copied
+// once, into the framed value (avro.Marshal would copy it once more).
+var writers = sync.Pool{New: func() any { return avro.NewWriter(nil, 1024) }}
+
 func (c *Codec) frame(topic string, schema avro.Schema, v any) ([]byte, error) {
-	body, err := avro.Marshal(schema, v)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %s value: %w", topic, err)
+	w := writers.Get().(*avro.Writer)
+	defer writers.Put(w)
+	w.Reset(nil)
+	w.Error = nil
+	w.WriteVal(schema, v)
+	if w.Error != nil {
+		return nil, fmt.Errorf("encoding %s value: %w", topic, w.Error)
 	}
-	out := make([]byte, headerSize, headerSize+len(body))
+	body := w.Buffer()
+	out := make([]byte, headerSize+len(body))
 	out[0] = magicByte
 	binary.BigEndian.PutUint32(out[1:], c.ids[topic])
-	return append(out, body...), nil
+	copy(out[headerSize:], body)
+	return out, nil
 }
 
 // EncodeLevel encodes a stock.levels.v1 value.
