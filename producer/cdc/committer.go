@@ -3,6 +3,7 @@ package cdc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -39,6 +40,9 @@ type committer struct {
 	w      *sink.Writer
 	stream *source.Stream
 	m      *Metrics
+	log    *slog.Logger
+	// slowLogged is when a slow transaction was last logged.
+	slowLogged time.Time
 	// in is unbuffered: a handoff succeeds only when the committer is
 	// idle, which is what lets the handler keep accumulating otherwise.
 	in        chan *batch
@@ -50,9 +54,14 @@ type committer struct {
 // close ends the committer's input: it finishes what it was given and stops.
 func (c *committer) close() { c.closeOnce.Do(func() { close(c.in) }) }
 
-func newCommitter(w *sink.Writer, stream *source.Stream, m *Metrics) *committer {
-	return &committer{w: w, stream: stream, m: m, in: make(chan *batch), done: make(chan struct{})}
+func newCommitter(w *sink.Writer, stream *source.Stream, m *Metrics, log *slog.Logger) *committer {
+	return &committer{w: w, stream: stream, m: m, log: log, in: make(chan *batch), done: make(chan struct{})}
 }
+
+// slowTxn is the time from the first record of a batch to its Kafka commit
+// past which the committer says where it went (at most once per
+// lateLogEvery): producing, flushing or ending the transaction.
+const slowTxn = 500 * time.Millisecond
 
 // run commits batches until in is closed (the handler stopped) or a commit
 // fails. It does not watch a context: a shutdown hands it the last batch
@@ -69,6 +78,7 @@ func (c *committer) run() error {
 }
 
 func (c *committer) write(b *batch) error {
+	began := time.Now()
 	if len(b.records) > 0 {
 		if err := c.w.Begin(); err != nil {
 			return err
@@ -89,6 +99,12 @@ func (c *committer) write(b *batch) error {
 			return err
 		}
 		now := time.Now()
+		if took := now.Sub(began); took >= slowTxn && now.Sub(c.slowLogged) >= lateLogEvery {
+			c.slowLogged = now
+			c.log.Warn("slow kafka transaction", "took_ms", took.Milliseconds(),
+				"produce_ms", start.Sub(began).Milliseconds(), "flush_ms", c.w.LastFlush.Milliseconds(),
+				"end_txn_ms", c.w.LastEndTxn.Milliseconds(), "records", len(b.records))
+		}
 		c.m.kafkaCommit.Observe(now.Sub(start).Seconds())
 		c.m.kafkaTxns.Inc()
 		c.m.sourceTxns.Add(float64(len(b.commitTimes)))

@@ -195,7 +195,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}, p.log)
 	h.stream = stream
 	h.cur = &batch{}
-	h.com = newCommitter(w, stream, p.metrics)
+	h.com = newCommitter(w, stream, p.metrics, p.log)
 
 	g, gctx := errgroup.WithContext(ctx)
 	defer stopAfter(gctx, cfg.ShutdownTimeout, w.Stop)() // also when a part failed

@@ -28,6 +28,10 @@ type Writer struct {
 	// OnCommitted, when set, is told how many records each topic received
 	// in every committed transaction (checkpoints included).
 	OnCommitted func(topic string, records int)
+	// LastFlush and LastEndTxn are how long the last commit waited for
+	// its records to be acknowledged and for the broker to end the
+	// transaction.
+	LastFlush, LastEndTxn time.Duration
 }
 
 // transactionTimeout is how long the broker lets a transaction stay open
@@ -123,7 +127,9 @@ func (w *Writer) Commit(ctx context.Context, cp Checkpoint) error {
 }
 
 func (w *Writer) commit(ctx context.Context) error {
+	start := time.Now()
 	flushErr := w.cl.Flush(ctx)
+	w.LastFlush = time.Since(start)
 	var produceErr error
 	select {
 	case produceErr = <-w.errs:
@@ -139,7 +145,10 @@ func (w *Writer) commit(ctx context.Context) error {
 		return fmt.Errorf("flushing kafka transaction: %w", err)
 	}
 	w.inTx = false
-	if err := w.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+	start = time.Now()
+	err := w.cl.EndTransaction(ctx, kgo.TryCommit)
+	w.LastEndTxn = time.Since(start)
+	if err != nil {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 		defer cancel()
 		_ = w.cl.EndTransaction(actx, kgo.TryAbort)
