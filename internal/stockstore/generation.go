@@ -248,6 +248,15 @@ func (s *Store) NewGeneration(ctx context.Context) (int64, error) {
 	}
 }
 
+// The rebuild lock and the next-generation pointer are extended and removed
+// only by whoever they name: KEYS[1] the key, ARGV[1] the value it must
+// hold, ARGV[2] (expireIfHolds) the new TTL in ms. They return 1 when done, 0 when the key
+// holds something else or nothing.
+const (
+	expireIfHolds = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`
+	deleteIfHolds = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
+)
+
 // ErrNextLost is returned by ExtendNext when the next-generation pointer
 // is gone (expired under a stalled rebuild, or lost with Redis's data):
 // writes may have stopped reaching the generation, which must then not
@@ -277,7 +286,7 @@ func (s *Store) ExtendNext(ctx context.Context, gen int64, ttl time.Duration) er
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, s.nBuckets())
 	for b := range cmds {
-		cmds[b] = pipe.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
+		cmds[b] = pipe.Eval(ctx, expireIfHolds,
 			[]string{s.nextPointer(b)}, gen, ttl.Milliseconds())
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -296,7 +305,7 @@ func (s *Store) ExtendNext(ctx context.Context, gen int64, ttl time.Duration) er
 func (s *Store) ClearNext(ctx context.Context, gen int64) error {
 	pipe := s.rdb.Pipeline()
 	for b := range s.nBuckets() {
-		pipe.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
+		pipe.Eval(ctx, deleteIfHolds,
 			[]string{s.nextPointer(b)}, gen)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -518,8 +527,7 @@ func (s *Store) LockRebuild(ctx context.Context, owner string, ttl time.Duration
 	}
 	return func(ctx context.Context) {
 		// Only the owner's lock: compare and delete.
-		_ = s.rdb.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`,
-			[]string{s.base + rebuildLockKey}, owner).Err()
+		_ = s.rdb.Eval(ctx, deleteIfHolds, []string{s.base + rebuildLockKey}, owner).Err()
 	}, nil
 }
 
@@ -533,7 +541,7 @@ var ErrRebuildLockLost = errors.New("rebuild lock lost")
 // owner still holds it; a rebuild calls it while it runs so that a crashed
 // rebuild frees the lock soon, and once more right before it switches.
 func (s *Store) ExtendRebuildLock(ctx context.Context, owner string, ttl time.Duration) error {
-	n, err := s.rdb.Eval(ctx, `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`,
+	n, err := s.rdb.Eval(ctx, expireIfHolds,
 		[]string{s.base + rebuildLockKey}, owner, ttl.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("extending rebuild lock: %w", err)

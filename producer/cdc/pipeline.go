@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -333,19 +332,20 @@ func RequestResnapshot(ctx context.Context, postgresURL string, productIDs []str
 // stopAfter calls stop once grace has passed since ctx was done, unless the
 // returned function was called first.
 func stopAfter(ctx context.Context, grace time.Duration, stop func()) (cancel func()) {
-	var mu sync.Mutex
-	var t *time.Timer
-	unregister := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		t = time.AfterFunc(grace, stop)
-		mu.Unlock()
-	})
-	return func() {
-		unregister()
-		mu.Lock()
-		if t != nil {
-			t.Stop()
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
 		}
-		mu.Unlock()
-	}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			stop()
+		}
+	}()
+	return func() { close(done) }
 }

@@ -385,16 +385,8 @@ func rebuild(ctx context.Context, cfg RebuildConfig, store *stockstore.Store, lo
 	switched = true
 	st.Previous, st.Switched = prev, time.Since(start)
 	log.Info("switched active generation", "previous", prev, "elapsed", st.Switched.String())
-	// Nothing is missing from gen now; replaying up to the end only
-	// records the offsets reached (and applies, as stale, what the live
-	// projector already wrote).
-	ends2, err := stableOffsets(ctx, adm, cfg.Topic)
-	if err != nil {
-		return st, err
-	}
-	if err := r.until(ctx, ends2); err != nil {
-		return st, err
-	}
+	// Nothing is missing from gen now: the live projector applied to it
+	// whatever came after last, and goes on. No replay after the switch.
 	st.Records, st.Applied = r.records.Load(), r.applied.Load()
 	// After a loss the previous generation is 0, which nothing wrote into
 	// (writes were refused, survivors deleted): there is nothing to retire.
