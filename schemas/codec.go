@@ -93,6 +93,9 @@ func (c *Codec) EncodeAlert(v *StockAlert) ([]byte, error) {
 }
 
 func unframe(b []byte) (id uint32, body []byte, err error) {
+	if len(b) > MaxValueBytes {
+		return 0, nil, fmt.Errorf("%w: value of %d bytes (at most %d)", ErrOutOfBounds, len(b), MaxValueBytes)
+	}
 	if len(b) < headerSize || b[0] != magicByte {
 		return 0, nil, ErrNotFramed
 	}
@@ -104,7 +107,7 @@ func decode(topic string, schema avro.Schema, b []byte, v any) error {
 	if err != nil {
 		return fmt.Errorf("decoding %s value: %w", topic, err)
 	}
-	if err := avro.Unmarshal(schema, body, v); err != nil {
+	if err := bounded.Unmarshal(schema, body, v); err != nil {
 		return fmt.Errorf("decoding %s value: %w", topic, err)
 	}
 	return nil

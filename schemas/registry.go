@@ -148,7 +148,7 @@ func (d *Decoder) decode(ctx context.Context, topic string, local avro.Schema, b
 	if err != nil {
 		return fmt.Errorf("decoding %s value: %w", topic, err)
 	}
-	if err := avro.Unmarshal(schema, body, v); err != nil {
+	if err := bounded.Unmarshal(schema, body, v); err != nil {
 		return fmt.Errorf("decoding %s value with schema id %d: %w", topic, id, err)
 	}
 	return nil
