@@ -125,11 +125,14 @@ func TestCheckLevelNamesWhatIsWrong(t *testing.T) {
 		"other key":      func(l *StockLevel) string { return "SKU-2" },
 		"empty key":      func(l *StockLevel) string { l.ProductID = ""; return "" },
 		"control in key": func(l *StockLevel) string { l.ProductID = "SKU\x00"; return "SKU\x00" },
-		"unsorted":       func(l *StockLevel) string { l.Warehouses[0], l.Warehouses[1] = l.Warehouses[1], l.Warehouses[0]; return "SKU-1" },
-		"negative":       func(l *StockLevel) string { l.Warehouses[0].OnHand = -1; return "SKU-1" },
-		"no position":    func(l *StockLevel) string { l.Position = Position{}; return "SKU-1" },
-		"wrong status":   func(l *StockLevel) string { l.Status = StatusOutOfStock; return "SKU-1" },
-		"no warehouses":  func(l *StockLevel) string { l.Warehouses = nil; return "SKU-1" },
+		"unsorted": func(l *StockLevel) string {
+			l.Warehouses[0], l.Warehouses[1] = l.Warehouses[1], l.Warehouses[0]
+			return "SKU-1"
+		},
+		"negative":      func(l *StockLevel) string { l.Warehouses[0].OnHand = -1; return "SKU-1" },
+		"no position":   func(l *StockLevel) string { l.Position = Position{}; return "SKU-1" },
+		"wrong status":  func(l *StockLevel) string { l.Status = StatusOutOfStock; return "SKU-1" },
+		"no warehouses": func(l *StockLevel) string { l.Warehouses = nil; return "SKU-1" },
 	}
 	for name, mutate := range cases {
 		l := validLevel()
