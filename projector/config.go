@@ -35,10 +35,12 @@ type config struct {
 	DrainTimeout   time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"15s" help:"Bound of finishing the batches in hand at shutdown."`
 	CommitInterval time.Duration `name:"commit-interval" env:"STOCK_PROJECTOR_COMMIT_INTERVAL" default:"100ms" help:"How often offsets of applied batches are committed to Kafka (in the background; also on revoke and at shutdown)."`
 
-	DeadLetterTopic string        `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of undecodable records (default: the topic followed by .dlq)."`
-	ChangesRetain   int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
-	TrimInterval    time.Duration `name:"trim-interval" env:"STOCK_PROJECTOR_TRIM_INTERVAL" default:"10s" help:"How often the change index is trimmed."`
-	CacheCheck      time.Duration `name:"cache-check-interval" env:"STOCK_PROJECTOR_CACHE_CHECK_INTERVAL" default:"5s" help:"How often a quiet projector checks that Redis still holds the cache (a write finds out at once); a lost cache is rebuilt from the topic."`
+	DeadLetterTopic string `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of undecodable records (default: the topic followed by .dlq)."`
+	// Only the producer writes the topic, always in Kafka transactions.
+	AcceptNonTransactional bool          `name:"accept-non-transactional" env:"STOCK_PROJECTOR_ACCEPT_NON_TRANSACTIONAL" help:"Apply records written outside Kafka transactions (by default they are dead-lettered: only the producer writes the topic, always transactionally). For topics fed another way."`
+	ChangesRetain          int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
+	TrimInterval           time.Duration `name:"trim-interval" env:"STOCK_PROJECTOR_TRIM_INTERVAL" default:"10s" help:"How often the change index is trimmed."`
+	CacheCheck             time.Duration `name:"cache-check-interval" env:"STOCK_PROJECTOR_CACHE_CHECK_INTERVAL" default:"5s" help:"How often a quiet projector checks that Redis still holds the cache (a write finds out at once); a lost cache is rebuilt from the topic."`
 
 	MetricsAddr string `name:"metrics-addr" env:"STOCK_PROJECTOR_METRICS_ADDR" default:"127.0.0.1:9102" help:"Address of the /metrics endpoint (empty: none)."`
 	LogLevel    string `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
@@ -94,6 +96,7 @@ func (c config) rebuild() (consume.RebuildConfig, error) {
 	rc.BatchSize = c.BatchSize
 	rc.Workers = c.Rebuild.Workers
 	rc.RetireDelay = c.Rebuild.RetireDelay
+	rc.AcceptNonTransactional = c.AcceptNonTransactional
 	var errs []error
 	var err error
 	if rc.FromOffsets, err = c.Rebuild.offsets(); err != nil {
@@ -145,6 +148,7 @@ func (c config) consume() consume.Config {
 	cc.Topic = c.Topic
 	cc.Group = c.Group
 	cc.DeadLetterTopic = c.deadLetterTopic()
+	cc.AcceptNonTransactional = c.AcceptNonTransactional
 	cc.BatchSize = c.BatchSize
 	cc.Linger = c.Linger
 	cc.ApplyTimeout = c.ApplyTimeout

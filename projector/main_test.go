@@ -88,7 +88,9 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // run end to end: a record in a fresh topic reaches Redis, the metrics
 // endpoint counts it, and cancelling the context stops run cleanly.
 func TestRunProjectsAndStops(t *testing.T) {
-	kcl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	// Transactional, as the producer writes: the projector refuses
+	// anything else by default.
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...), kgo.TransactionalID(testenv.Name(t, "test_txn")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,11 +115,18 @@ func TestRunProjectsAndStops(t *testing.T) {
 	var codec schemas.Codec
 	p := position.Position{LSN: 42, Index: 1}
 	v, err := codec.EncodeLevel(&schemas.StockLevel{ProductID: "SKU-1", OnHand: 5, Available: 5,
-		Status: schemas.StatusInStock, Position: schemas.PositionOf(p), CommitTime: time.Now()})
+		Status: schemas.StatusInStock, Position: schemas.PositionOf(p), CommitTime: time.Now(),
+		Warehouses: []schemas.WarehouseStock{{WarehouseID: "WH-01", OnHand: 5, Available: 5, Status: schemas.StatusInStock}}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := kcl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
 	if err := kcl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("SKU-1"), Value: v}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := kcl.EndTransaction(context.Background(), kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
 

@@ -56,10 +56,7 @@ func pjStore(t *testing.T) *stockstore.Store {
 // whose on_hand says which write it was; LOW_STOCK below 5.
 func levelRecord(t testing.TB, topic, id string, p position.Position, onHand int32) *kgo.Record {
 	t.Helper()
-	status := schemas.StatusInStock
-	if onHand < 5 {
-		status = schemas.StatusLowStock
-	}
+	status := schemas.Status(int64(onHand), 5)
 	ct := time.Now().UTC()
 	var codec schemas.Codec
 	v, err := codec.EncodeLevel(&schemas.StockLevel{

@@ -16,10 +16,32 @@ import (
 // errBadRecord marks a record that cannot be projected, whatever the retry.
 var errBadRecord = errors.New("bad record")
 
-// badRecord is a record skipped by a batch, with why.
+// badRecord is a record skipped by a batch, with why: reason is a short
+// code for the metric label and the dead letter's header, err the detail.
 type badRecord struct {
-	rec *kgo.Record
-	err error
+	rec    *kgo.Record
+	reason string
+	err    error
+}
+
+// Reasons a record is bad (the reason label of bad_records_total and the
+// dlq_reason_code header).
+const (
+	reasonNotTransactional = "not_transactional"
+	reasonBadKey           = "bad_key"
+	reasonUndecodable      = "undecodable"
+	reasonBreaksContract   = "breaks_contract"
+	reasonBadTombstone     = "bad_tombstone"
+)
+
+// trust says which records a batch takes. Only the producer writes the
+// levels topic, and only inside Kafka transactions: by default a record
+// written outside one (a stray kcat -P, a test pointed at the wrong
+// cluster) is bad, whatever it holds, so it cannot change what the
+// storefront sees. AcceptNonTransactional is for users who feed the topic
+// another way.
+type trust struct {
+	acceptNonTransactional bool
 }
 
 // batch is what one Redis round trip applies: the latest snapshot of each
@@ -40,7 +62,7 @@ type batch struct {
 // product, the snapshot with the greatest position; on equal positions the
 // later record wins, as it would in Redis. Transaction markers carry
 // nothing to apply; they only move the offset to commit.
-func newBatch(recs []*kgo.Record) batch {
+func newBatch(recs []*kgo.Record, tr trust) batch {
 	var b batch
 	b.snaps = make([]stockstore.Snapshot, 0, len(recs))
 	at := make(map[string]int, len(recs)) // product id -> index in b.snaps
@@ -48,9 +70,9 @@ func newBatch(recs []*kgo.Record) batch {
 		if r.Attrs.IsControl() {
 			continue
 		}
-		s, err := snapshotOf(r)
+		s, reason, err := snapshotOf(r, tr)
 		if err != nil {
-			b.bad = append(b.bad, badRecord{rec: r, err: err})
+			b.bad = append(b.bad, badRecord{rec: r, reason: reason, err: err})
 			continue
 		}
 		if s.Position.After(b.last) || b.last.IsZero() {
@@ -71,31 +93,34 @@ func newBatch(recs []*kgo.Record) batch {
 	return b
 }
 
-// snapshotOf converts a stock.levels.v1 record. A nil value is a tombstone:
-// its product is the key and its position the ce_id header, since a
-// tombstone carries no body.
-func snapshotOf(r *kgo.Record) (stockstore.Snapshot, error) {
-	if len(r.Key) == 0 {
-		return stockstore.Snapshot{}, fmt.Errorf("%w: no key", errBadRecord)
+// snapshotOf converts a stock.levels.v1 record, or says why it is not one
+// the producer wrote. A nil value is a tombstone: its product is the key and
+// its position the ce_id header, since a tombstone carries no body. Values
+// decode within the contract's bounds (schemas.DecodeLevelRecord), so no
+// record, however built, costs more than a bounded allocation.
+func snapshotOf(r *kgo.Record, tr trust) (s stockstore.Snapshot, reason string, err error) {
+	if !tr.acceptNonTransactional && !r.Attrs.IsTransactional() {
+		return s, reasonNotTransactional, fmt.Errorf("%w: written outside a Kafka transaction (only the producer writes this topic, always transactionally)", errBadRecord)
+	}
+	if err := schemas.CheckID(string(r.Key)); err != nil {
+		return s, reasonBadKey, fmt.Errorf("%w: key %.64q: %v", errBadRecord, r.Key, err)
 	}
 	key := string(r.Key)
 	if r.Value == nil {
 		p, err := headerPosition(r)
 		if err != nil {
-			return stockstore.Snapshot{}, fmt.Errorf("%w: tombstone of %q: %v", errBadRecord, key, err)
+			return s, reasonBadTombstone, fmt.Errorf("%w: tombstone of %q: %v", errBadRecord, key, err)
 		}
-		return stockstore.Snapshot{ProductID: key, Position: p, Deleted: true, CommitTime: headerTime(r)}, nil
+		return stockstore.Snapshot{ProductID: key, Position: p, Deleted: true, CommitTime: headerTime(r)}, "", nil
 	}
-	lv, err := schemas.DecodeLevel(r.Value)
+	lv, err := schemas.DecodeLevelRecord(r.Key, r.Value)
+	if errors.Is(err, schemas.ErrOutOfBounds) {
+		return s, reasonBreaksContract, fmt.Errorf("%w: %v", errBadRecord, err)
+	}
 	if err != nil {
-		return stockstore.Snapshot{}, fmt.Errorf("%w: %v", errBadRecord, err)
+		return s, reasonUndecodable, fmt.Errorf("%w: %v", errBadRecord, err)
 	}
-	if lv.ProductID != key {
-		// Compaction and partitioning go by the key: a value filed under
-		// another product's key would never be deleted by its tombstone.
-		return stockstore.Snapshot{}, fmt.Errorf("%w: key %q carries product %q", errBadRecord, key, lv.ProductID)
-	}
-	return fromLevel(lv), nil
+	return fromLevel(lv), "", nil
 }
 
 // headerPosition reads the position from the CloudEvents id header: the

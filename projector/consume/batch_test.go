@@ -19,11 +19,12 @@ var commitTime = time.Date(2026, 11, 25, 10, 0, 0, 123456000, time.UTC)
 func level(t testing.TB, id string, p position.Position, onHand int64) []byte {
 	t.Helper()
 	var codec schemas.Codec
+	status := schemas.Status(onHand, 5)
 	v, err := codec.EncodeLevel(&schemas.StockLevel{
-		ProductID: id, OnHand: onHand, Available: onHand, Status: schemas.StatusInStock,
+		ProductID: id, OnHand: onHand, Available: onHand, Status: status,
 		Warehouses: []schemas.WarehouseStock{{
 			WarehouseID: "WH-01", OnHand: int32(onHand), Available: int32(onHand),
-			LowStockThreshold: 5, Status: schemas.StatusInStock, UpdatedAt: commitTime,
+			LowStockThreshold: 5, Status: status, UpdatedAt: commitTime,
 		}},
 		Position: schemas.PositionOf(p), TxID: 7, CommitTime: commitTime,
 	})
@@ -109,7 +110,9 @@ func TestNewBatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBatch(tt.recs)
+			// Records built here carry no transactional bit: that check has
+			// its own test.
+			b := newBatch(tt.recs, trust{acceptNonTransactional: true})
 			if len(b.bad) != tt.bad || b.superseded != tt.superseded {
 				t.Errorf("bad %d superseded %d, want %d and %d (bad: %v)", len(b.bad), b.superseded, tt.bad, tt.superseded, b.bad)
 			}
@@ -123,5 +126,31 @@ func TestNewBatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestNewBatchRefusesRecordsWrittenOutsideTransactions(t *testing.T) {
+	b := newBatch([]*kgo.Record{levelRecord(t, "t", "A", pos(1, 1), 1)}, trust{})
+	if len(b.snaps) != 0 || len(b.bad) != 1 || b.bad[0].reason != reasonNotTransactional {
+		t.Fatalf("snapshots %+v bad %+v, want the record refused as %s", b.snaps, b.bad, reasonNotTransactional)
+	}
+}
+
+func TestNewBatchNamesWhyARecordIsBad(t *testing.T) {
+	lying := level(t, "A", pos(1, 1), 1)
+	lying[len(lying)-20] ^= 0x7f // inside a warehouse's fields: decodes, does not add up
+	for name, c := range map[string]struct {
+		rec    *kgo.Record
+		reason string
+	}{
+		"control character in key": {&kgo.Record{Key: []byte("A\x00"), Value: level(t, "A\x00", pos(1, 1), 1)}, reasonBadKey},
+		"random bytes":             {&kgo.Record{Key: []byte("A"), Value: []byte("not avro at all")}, reasonUndecodable},
+		"key of another product":   {&kgo.Record{Key: []byte("B"), Value: level(t, "A", pos(1, 1), 1)}, reasonBreaksContract},
+		"tombstone without ce_id":  {&kgo.Record{Key: []byte("C")}, reasonBadTombstone},
+	} {
+		b := newBatch([]*kgo.Record{c.rec}, trust{acceptNonTransactional: true})
+		if len(b.bad) != 1 || b.bad[0].reason != c.reason {
+			t.Errorf("%s: bad %+v, want one with reason %s", name, b.bad, c.reason)
+		}
 	}
 }

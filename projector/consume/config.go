@@ -16,6 +16,10 @@ type Config struct {
 	// DeadLetterTopic receives the records that do not decode, with the
 	// reason in headers. Created at start when missing.
 	DeadLetterTopic string
+	// AcceptNonTransactional takes records written outside Kafka
+	// transactions; by default they are dead-lettered (only the producer
+	// writes the topic, always transactionally).
+	AcceptNonTransactional bool
 
 	// BatchSize bounds the records applied in one Redis round trip.
 	BatchSize int

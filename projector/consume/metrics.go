@@ -13,6 +13,7 @@ type metrics struct {
 	stale       prometheus.Counter
 	superseded  prometheus.Counter
 	decodeErrs  prometheus.Counter
+	badRecords  *prometheus.CounterVec
 	deadLetters prometheus.Counter
 	dlqErrs     prometheus.Counter
 	applyErrs   prometheus.Counter
@@ -29,11 +30,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help})
 	}
 	m := &metrics{
-		consumed:    counter("records_consumed_total", "Records read from the levels topic."),
-		applied:     counter("snapshots_applied_total", "Product snapshots and tombstones written to Redis."),
-		stale:       counter("snapshots_stale_total", "Snapshots skipped because Redis already held the same or a newer position."),
-		superseded:  counter("records_superseded_total", "Records dropped because a newer record of the same product was in the same batch."),
-		decodeErrs:  counter("decode_errors_total", "Records that could not be decoded and were skipped."),
+		consumed:   counter("records_consumed_total", "Records read from the levels topic."),
+		applied:    counter("snapshots_applied_total", "Product snapshots and tombstones written to Redis."),
+		stale:      counter("snapshots_stale_total", "Snapshots skipped because Redis already held the same or a newer position."),
+		superseded: counter("records_superseded_total", "Records dropped because a newer record of the same product was in the same batch."),
+		decodeErrs: counter("decode_errors_total", "Records that could not be decoded and were skipped."),
+		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "bad_records_total",
+			Help: "Records the producer did not write (not transactional, bad key, undecodable, breaking the contract's bounds), dead-lettered; by reason."},
+			[]string{"reason"}),
 		deadLetters: counter("dead_lettered_total", "Undecodable records written to the dead-letter topic."),
 		dlqErrs:     counter("dead_letter_errors_total", "Failed writes to the dead-letter topic (each retried)."),
 		applyErrs:   counter("apply_errors_total", "Failed Redis round trips (each retried)."),
@@ -59,7 +63,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic", "partition"}),
 	}
 	for _, c := range []prometheus.Collector{
-		m.consumed, m.applied, m.stale, m.superseded, m.decodeErrs, m.deadLetters, m.dlqErrs, m.applyErrs, m.commitErrs,
+		m.consumed, m.applied, m.stale, m.superseded, m.decodeErrs, m.badRecords, m.deadLetters, m.dlqErrs, m.applyErrs, m.commitErrs,
 		m.batchSize, m.applyTime, m.endToEnd, m.consumerLag,
 	} {
 		if err := reg.Register(c); err != nil {

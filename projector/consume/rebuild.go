@@ -54,6 +54,8 @@ type RebuildConfig struct {
 	// for readers whose cached generation has not expired yet; at least
 	// stockstore.RetireDelay.
 	RetireDelay time.Duration
+	// AcceptNonTransactional: as Config's.
+	AcceptNonTransactional bool
 }
 
 // DefaultRebuildConfig returns the defaults; callers fill Brokers and Topic.
@@ -541,11 +543,11 @@ func (r *replay) read(ctx context.Context, ends map[int32]int64, work chan<- chu
 }
 
 func (r *replay) apply(ctx context.Context, c chunk) error {
-	b := newBatch(c.recs)
+	b := newBatch(c.recs, trust{acceptNonTransactional: r.cfg.AcceptNonTransactional})
 	for _, bad := range b.bad {
 		// The live projector dead-letters these; a rebuild only reports them.
 		r.bad.Add(1)
-		r.log.Warn("skipping undecodable record", "partition", c.partition, "offset", bad.rec.Offset, "error", bad.err)
+		r.log.Error("skipping bad record", "partition", c.partition, "offset", bad.rec.Offset, "reason", bad.reason, "error", bad.err)
 	}
 	last := c.recs[len(c.recs)-1]
 	mark := stockstore.Watermark{Topic: last.Topic, Partition: c.partition, Offset: last.Offset,

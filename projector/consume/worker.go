@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/schemas"
 )
 
 // worker projects one partition: it owns the partition's batches from the
@@ -112,10 +114,12 @@ func (w *worker) fill(pending []*kgo.Record) []*kgo.Record {
 // partition's next owner.
 func (w *worker) process(recs []*kgo.Record) bool {
 	m := w.c.metrics
-	b := newBatch(recs)
+	b := newBatch(recs, trust{acceptNonTransactional: w.c.cfg.AcceptNonTransactional})
 	for _, bad := range b.bad {
 		m.decodeErrs.Inc()
-		w.log.Error("dead-lettering undecodable record", "offset", bad.rec.Offset, "key", string(bad.rec.Key), "error", bad.err)
+		m.badRecords.WithLabelValues(bad.reason).Inc()
+		w.log.Error("dead-lettering bad record", "offset", bad.rec.Offset, "key", fmt.Sprintf("%.64q", bad.rec.Key),
+			"reason", bad.reason, "error", bad.err)
 	}
 	// Dead letters are written before the batch's offsets can be committed,
 	// so a crash never loses one (it may write one twice).
@@ -205,25 +209,56 @@ func (w *worker) deadLetter(bad []badRecord) bool {
 // fix and replay it.
 func deadLetterRecord(topic string, b badRecord) *kgo.Record {
 	r := b.rec
-	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+5)
-	hs = append(hs, r.Headers...)
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+7)
+	key, value := r.Key, r.Value
+	// A dead letter must fit the broker's limit, or writing it would be
+	// retried for ever and wedge the partition: past it, the record's own
+	// headers are dropped and its key and value cut, their sizes kept.
+	if size := len(key) + len(value) + headersSize(r.Headers); size > maxDeadLetterBytes {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderDLQOriginalBytes, Value: []byte(strconv.Itoa(size))})
+		key = key[:min(len(key), schemas.MaxIDBytes)]
+		value = value[:min(len(value), maxDeadLetterBytes/2)]
+	} else {
+		hs = append(hs, r.Headers...)
+	}
+	reason := b.err.Error()
+	reason = reason[:min(len(reason), 4096)]
 	hs = append(hs,
-		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(b.err.Error())},
+		kgo.RecordHeader{Key: HeaderDLQReasonCode, Value: []byte(b.reason)},
+		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(reason)},
 		kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(r.Topic)},
 		kgo.RecordHeader{Key: HeaderDLQPartition, Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},
 		kgo.RecordHeader{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
 		kgo.RecordHeader{Key: HeaderDLQTime, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
 	)
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs}
+	return &kgo.Record{Topic: topic, Key: key, Value: value, Headers: hs}
+}
+
+// maxDeadLetterBytes keeps a dead letter below Kafka's default
+// max.message.bytes with room for the dlq_* headers.
+const maxDeadLetterBytes = 512 << 10
+
+func headersSize(hs []kgo.RecordHeader) int {
+	n := 0
+	for _, h := range hs {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Headers added to a dead-lettered record.
 const (
-	HeaderDLQReason    = "dlq_reason"
-	HeaderDLQTopic     = "dlq_topic"
-	HeaderDLQPartition = "dlq_partition"
-	HeaderDLQOffset    = "dlq_offset"
-	HeaderDLQTime      = "dlq_time"
+	HeaderDLQReason = "dlq_reason"
+	// HeaderDLQReasonCode is the short reason (not_transactional, bad_key,
+	// undecodable, breaks_contract, bad_tombstone).
+	HeaderDLQReasonCode = "dlq_reason_code"
+	// HeaderDLQOriginalBytes is set when the record was too large to keep
+	// whole: its size; key and value are then cut and its headers dropped.
+	HeaderDLQOriginalBytes = "dlq_original_bytes"
+	HeaderDLQTopic         = "dlq_topic"
+	HeaderDLQPartition     = "dlq_partition"
+	HeaderDLQOffset        = "dlq_offset"
+	HeaderDLQTime          = "dlq_time"
 )
 
 // apply writes the batch to Redis, retrying with exponential backoff until
