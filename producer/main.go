@@ -43,6 +43,8 @@ type cli struct {
 	ShutdownTimeout   time.Duration `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"10s" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
 	MetricsAddr       string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
 	MemoryLimitMiB    int           `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit for the collector in MiB; raised to twice the live heap when the state needs it (0: none; GOMEMLIMIT wins)."`
+	TransactionalID   string        `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
+	TakeOverSlot      bool          `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
 	LogLevel          slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 
 	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`
@@ -94,6 +96,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		BatchLinger:       c.BatchLinger,
 		SchemaRegistryURL: c.SchemaRegistryURL,
 		ShutdownTimeout:   c.ShutdownTimeout,
+		TransactionalID:   c.TransactionalID,
+		TakeOverSlot:      c.TakeOverSlot,
 	}
 	if c.TopicPrefix != "" {
 		cfg.LevelsTopic = c.TopicPrefix + "stock.levels.v1"

@@ -139,6 +139,10 @@ func (p *proc) stop() {
 type pipeline struct {
 	api  string
 	slot string
+	// prefix is the topic prefix, group the projector's consumer group,
+	// metrics the address of the projector's /metrics.
+	prefix, group, metrics string
+	projector, queryAPI    *proc
 }
 
 // startPipeline runs producer, projector and query API on names of their
@@ -148,11 +152,11 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	name := testenv.Name(t, "e2e")
 	prefix := name + "."
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
-	api := freePort(t)
-	start(t, "projector",
+	api, metrics := freePort(t), freePort(t)
+	pj := start(t, "projector",
 		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
-		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", freePort(t))
-	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
+		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", metrics)
+	qa := start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
 		"--levels-topic", prefix+"stock.levels.v1")
 	// The producer starts last, as on a fresh system where the projector
 	// comes up before the topics exist.
@@ -160,7 +164,7 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
-	return pipeline{api: "http://" + api, slot: name}
+	return pipeline{api: "http://" + api, slot: name, prefix: prefix, group: name, metrics: metrics, projector: pj, queryAPI: qa}
 }
 
 type warehouseRow struct {

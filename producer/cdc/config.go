@@ -20,7 +20,9 @@ type Config struct {
 	Slot        string
 	Publication string
 
-	Brokers           []string
+	Brokers []string
+	// TransactionalID defaults to one per deployment: the slot, and the
+	// checkpoint topic when it is not the default one (the topic prefix).
 	TransactionalID   string
 	LevelsTopic       string
 	ChangesTopic      string
@@ -46,7 +48,13 @@ type Config struct {
 	SchemaRegistryURL string
 	// Source is the CloudEvents ce_source of every record.
 	Source string
+	// TakeOverSlot lets this deployment take a slot the ledger records as
+	// another's, or one without an owner, starting it over with a snapshot.
+	TakeOverSlot bool
 }
+
+// DefaultCheckpointTopic is the checkpoint topic without a topic prefix.
+const DefaultCheckpointTopic = "stock.producer.checkpoints"
 
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
@@ -60,8 +68,13 @@ func (c *Config) SetDefaults() {
 	def(&c.LevelsTopic, schemas.TopicLevels)
 	def(&c.ChangesTopic, schemas.TopicChanges)
 	def(&c.AlertsTopic, schemas.TopicAlerts)
-	def(&c.CheckpointTopic, "stock.producer.checkpoints")
-	def(&c.TransactionalID, "stock-producer-"+c.Slot)
+	def(&c.CheckpointTopic, DefaultCheckpointTopic)
+	if c.CheckpointTopic == DefaultCheckpointTopic {
+		// As before deployments had ids of their own, so an upgrade
+		// fences what the previous version left open.
+		def(&c.TransactionalID, "stock-producer-"+c.Slot)
+	}
+	def(&c.TransactionalID, "stock-producer-"+c.Slot+"-"+c.CheckpointTopic)
 	def(&c.Source, "/stock-producer/"+c.Slot)
 	if c.Partitions == 0 {
 		c.Partitions = 6

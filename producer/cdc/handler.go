@@ -36,6 +36,8 @@ type handler struct {
 	st     *state.Store
 	w      *sink.Writer
 	stream *source.Stream
+	// ledger records an LSN before the stream may confirm it.
+	ledger *source.Ledger
 
 	// skipThrough is the commit LSN of the last source transaction already
 	// in Kafka; the slot may resend transactions up to it after a crash.
@@ -329,6 +331,13 @@ func (h *handler) shutdown(ctx context.Context) error {
 		}
 	case <-sctx.Done():
 		return fmt.Errorf("flushing on shutdown: %w", sctx.Err())
+	}
+	// The ledger first: the stream confirms nothing it has not recorded.
+	if acked := h.stream.Acked(); acked > h.ledger.Recorded() {
+		if err := h.ledger.Record(sctx, acked); err != nil {
+			return fmt.Errorf("recording the last confirmed lsn: %w", err)
+		}
+		h.stream.SetConfirmLimit(acked)
 	}
 	if err := h.stream.SendStatus(sctx); err != nil {
 		return err

@@ -21,6 +21,12 @@ type Metrics struct {
 	stateRows       prometheus.Gauge
 	stateProducts   prometheus.Gauge
 	bytesPerRow     prometheus.Gauge
+	// foreignRecords counts records of the levels and checkpoint topics
+	// that the producer's recovery ignored, by topic kind and reason.
+	foreignRecords *prometheus.CounterVec
+	// slotRepairs counts new snapshots taken because the slot could not be
+	// trusted, by reason (advanced by someone else, taken over, lost).
+	slotRepairs *prometheus.CounterVec
 	// rowsSeen mirrors stateRows for the heartbeat goroutine, which must
 	// not touch the state itself.
 	rowsSeen atomic.Int64
@@ -65,8 +71,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stock_producer_state_products", Help: "Products held in the per-product state."}),
 		bytesPerRow: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stock_producer_state_bytes_per_row", Help: "Live heap bytes divided by state rows (an upper bound: the heap also holds buffers)."}),
+		foreignRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stock_producer_foreign_records_total",
+			Help: "Records the producer did not write, ignored while recovering from Kafka, by topic (levels, checkpoints) and reason."},
+			[]string{"topic", "reason"}),
+		slotRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stock_producer_slot_repairs_total",
+			Help: "New snapshots taken because the slot could not be trusted, by reason (advanced_elsewhere, taken_over, lost)."},
+			[]string{"reason"}),
 	}
 	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency, m.sourceDelay,
-		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow)
+		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow,
+		m.foreignRecords, m.slotRepairs)
 	return m
 }

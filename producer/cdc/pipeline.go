@@ -18,7 +18,6 @@ import (
 	"github.com/stockpipe/stock/producer/change"
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
-	"github.com/stockpipe/stock/producer/state"
 	"github.com/stockpipe/stock/schemas"
 )
 
@@ -64,11 +63,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating kafka admin client: %w", err)
 	}
-	err = sink.EnsureTopics(ctx, kadm.NewClient(adm), sink.Specs(cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic,
+	kadmc := kadm.NewClient(adm)
+	err = sink.EnsureTopics(ctx, kadmc, sink.Specs(cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic,
 		cfg.CheckpointTopic, cfg.Partitions, cfg.ReplicationFactor, cfg.MinInsyncReplicas, cfg.Retention.Milliseconds()))
+	if err != nil {
+		adm.Close()
+		return fmt.Errorf("ensuring topics: %w", err)
+	}
+	deployment, err := p.deployment(ctx, kadmc)
 	adm.Close()
 	if err != nil {
-		return fmt.Errorf("ensuring topics: %w", err)
+		return err
 	}
 	if cfg.SchemaRegistryURL != "" {
 		reg, err := schemas.NewRegistryClient(cfg.SchemaRegistryURL)
@@ -124,9 +129,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer stopAfter(ctx, cfg.ShutdownTimeout, w.Stop)()
 	w.OnCommitted = func(topic string, n int) { p.metrics.recordsProduced.WithLabelValues(topic).Add(float64(n)) }
 
-	cp, haveCP, err := sink.ReadCheckpoint(ctx, p.kopts, cfg.CheckpointTopic, cfg.Slot)
+	cp, haveCP, err := p.readCheckpoint(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("reading checkpoint: %w", err)
+		return err
 	}
 	st, err := p.loadState(ctx)
 	if err != nil {
@@ -139,15 +144,46 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	defer repl.Close(context.WithoutCancel(ctx))
 
+	if err := source.EnsureLedger(ctx, conn); err != nil {
+		return err
+	}
+	owner, err := source.LookupOwner(ctx, conn, cfg.Slot)
+	if err != nil {
+		return err
+	}
+	plan, err := decideStart(startFacts{name: cfg.Slot, slot: slot, owner: owner, deployment: deployment,
+		cp: cp, haveCP: haveCP, takeOver: cfg.TakeOverSlot})
+	if err != nil {
+		return err
+	}
+	recorded := uint64(0)
+	if owner != nil {
+		recorded = owner.ConfirmedLSN
+	}
+	if plan.claim {
+		// A slot this deployment adopts keeps its confirmed LSN; one it
+		// takes over or is about to make starts from nothing.
+		if slot != nil && plan.repairReason == "" {
+			recorded = slot.ConfirmedFlush
+		} else {
+			recorded = 0
+		}
+		if err := source.SetOwner(ctx, conn, cfg.Slot, deployment, recorded); err != nil {
+			return err
+		}
+		p.log.Info("slot ledger names this deployment", "slot", cfg.Slot, "deployment", deployment)
+	}
+
 	h := &handler{p: p, st: st, w: w, dirty: make(map[string]*dirtyProduct)}
 	var start uint64
-	if slot != nil && slot.Lost {
-		// PostgreSQL dropped WAL this slot still needed: the changes in it
-		// are gone from the source, and only a new snapshot can bring Kafka
-		// back in line. Say so loudly; the snapshot repairs every product.
-		p.log.Error("replication slot lost its WAL (max_slot_wal_keep_size); taking a new snapshot to repair", "slot", cfg.Slot)
+	if plan.repairReason != "" {
+		// The slot holds nothing that lines up with this deployment's
+		// Kafka: say so loudly; the snapshot repairs every product.
+		p.metrics.slotRepairs.WithLabelValues(plan.repairReason).Inc()
+		p.log.Error("replication slot cannot be trusted; taking a new snapshot to repair", "slot", cfg.Slot,
+			"reason", plan.repairReason, "detail", plan.why)
 	}
-	if haveCP && cp.SnapshotDone && slot != nil && !slot.Lost {
+	if plan.resume {
 		start = slot.ConfirmedFlush
 		h.skipThrough = cp.CommitLSN
 		h.snapshotLSN = cp.SnapshotLSN
@@ -172,13 +208,25 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if slot != nil {
 			// Either Kafka lost its checkpoint or a snapshot was cut short:
 			// nothing this slot holds can be trusted to line up with Kafka.
-			p.log.Warn("dropping slot to take a fresh snapshot", "slot", cfg.Slot, "checkpoint_found", haveCP, "snapshot_done", cp.SnapshotDone)
+			p.log.Warn("dropping slot to take a fresh snapshot", "slot", cfg.Slot, "checkpoint_found", haveCP, "snapshot_done", cp.SnapshotDone, "why", plan.why)
+			if recorded != 0 {
+				// Until the new slot's point is recorded, the ledger must
+				// not vouch for a slot of that name.
+				if err := source.SetOwner(ctx, conn, cfg.Slot, deployment, 0); err != nil {
+					return err
+				}
+				recorded = 0
+			}
 			if err := source.DropSlot(ctx, conn, cfg.Slot); err != nil {
 				return err
 			}
 		}
 		created, err := source.CreateSlot(ctx, repl, cfg.Slot)
 		if err != nil {
+			return err
+		}
+		recorded = created.ConsistentPoint
+		if err := source.SetOwner(ctx, conn, cfg.Slot, deployment, recorded); err != nil {
 			return err
 		}
 		p.log.Info("slot created", "slot", cfg.Slot, "consistent_point", pglogrepl.LSN(created.ConsistentPoint).String())
@@ -191,8 +239,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	stream := source.NewStream(repl, source.StreamConfig{
 		Slot: cfg.Slot, Publication: cfg.Publication,
 		StatusInterval: cfg.StatusInterval, IdleInterval: max(cfg.BatchLinger, time.Millisecond),
+		Limited: true,
 	}, p.log)
+	// The stream confirms nothing the ledger has not recorded first.
+	ledger := source.NewLedger(conn, cfg.Slot, deployment, recorded)
+	stream.SetConfirmLimit(recorded)
 	h.stream = stream
+	h.ledger = ledger
 	h.cur = &batch{}
 	h.com = newCommitter(w, stream, p.metrics, p.log)
 
@@ -210,33 +263,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return p.heartbeat(gctx, stream) })
+	g.Go(func() error { return keepLedger(gctx, ledger, stream) })
 	return g.Wait()
-}
-
-// loadState rebuilds per-product state from the compacted levels topic.
-func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
-	st := state.New()
-	start := time.Now()
-	n := 0
-	err := sink.ReadTopic(ctx, p.kopts, p.cfg.LevelsTopic, func(r *kgo.Record) error {
-		n++
-		if r.Value == nil {
-			st.SetProduct(string(r.Key), nil)
-			return nil
-		}
-		l, err := schemas.DecodeLevel(r.Value)
-		if err != nil {
-			return fmt.Errorf("rebuilding state from %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
-		}
-		st.SetProduct(l.ProductID, state.FromLevel(l))
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rebuilding state: %w", err)
-	}
-	p.metrics.setState(st.Rows(), st.Products())
-	p.log.Info("state rebuilt from kafka", "records", n, "products", st.Products(), "rows", st.Rows(), "took", time.Since(start).String())
-	return st, nil
 }
 
 // heartbeat writes a transactional logical message so an idle database

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -33,7 +34,11 @@ func (c Checkpoint) encode() ([]byte, error) {
 
 func decodeCheckpoint(b []byte) (Checkpoint, error) {
 	var c Checkpoint
-	if err := json.Unmarshal(b, &c); err != nil {
+	if len(b) > 64<<10 {
+		return c, fmt.Errorf("decoding checkpoint: %d bytes, far more than a checkpoint", len(b))
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&c); err != nil {
 		return c, fmt.Errorf("decoding checkpoint: %w", err)
 	}
 	return c, nil

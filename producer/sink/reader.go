@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -87,18 +88,38 @@ func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, fn func(*kgo.R
 const readStall = time.Minute
 
 // ReadCheckpoint returns the latest checkpoint of slot, or ok=false if none
-// was ever written.
-func ReadCheckpoint(ctx context.Context, opts []kgo.Opt, topic, slot string) (cp Checkpoint, ok bool, err error) {
+// was ever written. The producer writes checkpoints only inside its Kafka
+// transactions: a record of the slot written outside one is not its own and
+// is passed to ignored (and otherwise skipped). A transactional one that
+// does not decode, or names another slot, is an error: something wrote
+// into this deployment's transactions' topic that the producer cannot
+// vouch for, and resuming from it could skip real changes.
+func ReadCheckpoint(ctx context.Context, opts []kgo.Opt, topic, slot string, ignored func(r *kgo.Record)) (cp Checkpoint, ok bool, err error) {
 	err = ReadTopic(ctx, opts, topic, func(r *kgo.Record) error {
-		if string(r.Key) != slot || r.Value == nil {
+		if string(r.Key) != slot {
+			return nil
+		}
+		if !r.Attrs.IsTransactional() {
+			ignored(r)
+			return nil
+		}
+		if r.Value == nil {
+			// Deleted by an operator: as if none had been written.
+			cp, ok = Checkpoint{}, false
 			return nil
 		}
 		c, err := decodeCheckpoint(r.Value)
+		if err == nil && c.Slot != slot {
+			err = fmt.Errorf("it names slot %q", c.Slot)
+		}
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %s/%d@%d under key %q: %v", ErrForgedCheckpoint, r.Topic, r.Partition, r.Offset, slot, err)
 		}
 		cp, ok = c, true
 		return nil
 	})
 	return cp, ok, err
 }
+
+// ErrForgedCheckpoint marks a checkpoint the producer cannot have written.
+var ErrForgedCheckpoint = errors.New("checkpoint not written by this producer")

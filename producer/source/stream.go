@@ -42,6 +42,9 @@ type StreamConfig struct {
 	// IdleInterval bounds how long the loop waits for a message before it
 	// calls Handler.Idle; it is the producer's batching linger.
 	IdleInterval time.Duration
+	// Limited makes the stream confirm no further than SetConfirmLimit
+	// allows: the slot ledger records an LSN before PostgreSQL hears it.
+	Limited bool
 }
 
 // Stream is the pgoutput receive loop of one slot.
@@ -50,6 +53,7 @@ type Stream struct {
 	conn   *pgconn.PgConn
 	log    *slog.Logger
 	acked  atomic.Uint64
+	limit  atomic.Uint64 // with cfg.Limited: the most a status may confirm
 	recvd  atomic.Uint64
 	sent   uint64    // last LSN confirmed by a standby status
 	sentAt time.Time // when it was sent
@@ -71,6 +75,25 @@ func (s *Stream) Ack(lsn uint64) {
 			return
 		}
 	}
+}
+
+// SetConfirmLimit allows statuses to confirm up to lsn (with
+// StreamConfig.Limited). Safe from any goroutine.
+func (s *Stream) SetConfirmLimit(lsn uint64) {
+	for {
+		cur := s.limit.Load()
+		if lsn <= cur || s.limit.CompareAndSwap(cur, lsn) {
+			return
+		}
+	}
+}
+
+// confirmable is what the next status confirms.
+func (s *Stream) confirmable() uint64 {
+	if s.cfg.Limited {
+		return min(s.acked.Load(), s.limit.Load())
+	}
+	return s.acked.Load()
 }
 
 // Acked is the last LSN confirmed durable downstream.
@@ -106,7 +129,7 @@ func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
 	for {
 		// Confirm soon after a batch is acked, not only on the interval, so
 		// the slot releases WAL promptly; at most every 50 ms.
-		if acked := s.acked.Load(); acked != s.sent && time.Since(s.sentAt) >= 50*time.Millisecond {
+		if acked := s.confirmable(); acked != s.sent && time.Since(s.sentAt) >= 50*time.Millisecond {
 			nextStatus = time.Time{}
 		}
 		if time.Now().After(nextStatus) {
@@ -280,7 +303,7 @@ func (s *Stream) toChange(m pglogrepl.Message) (change.Change, bool, error) {
 }
 
 func (s *Stream) sendStatus(ctx context.Context) error {
-	lsn := pglogrepl.LSN(s.acked.Load())
+	lsn := pglogrepl.LSN(s.confirmable())
 	err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{
 		WALWritePosition: lsn,
 		WALFlushPosition: lsn,
