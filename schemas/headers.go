@@ -10,6 +10,10 @@ const (
 	HeaderSpecVersion = "ce_specversion"
 	HeaderContentType = "content-type"
 
+	// SourcePrefix begins the ce_source of every record the producer
+	// writes ("/stock-producer/<slot>").
+	SourcePrefix = "/stock-producer/"
+
 	SpecVersion = "1.0"
 	ContentType = "application/avro"
 )

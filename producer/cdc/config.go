@@ -75,7 +75,7 @@ func (c *Config) SetDefaults() {
 		def(&c.TransactionalID, "stock-producer-"+c.Slot)
 	}
 	def(&c.TransactionalID, "stock-producer-"+c.Slot+"-"+c.CheckpointTopic)
-	def(&c.Source, "/stock-producer/"+c.Slot)
+	def(&c.Source, schemas.SourcePrefix+c.Slot)
 	if c.Partitions == 0 {
 		c.Partitions = 6
 	}

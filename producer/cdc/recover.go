@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -90,6 +91,13 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 			p.foreign("levels", r, "not_transactional", errors.New("written outside a Kafka transaction"))
 			return nil
 		}
+		if src := header(r, schemas.HeaderSource); !strings.HasPrefix(src, schemas.SourcePrefix) {
+			// Transactional, but from another tool: every record the
+			// producer writes names it as the CloudEvents source.
+			skipped++
+			p.foreign("levels", r, "not_ours", fmt.Errorf("ce_source %.64q is not a producer's", src))
+			return nil
+		}
 		if err := schemas.CheckID(string(r.Key)); err != nil {
 			skipped++
 			p.foreign("levels", r, "bad_key", err)
@@ -119,6 +127,15 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 	p.log.Info("state rebuilt from kafka", "records", n, "skipped", skipped, "products", st.Products(), "rows", st.Rows(),
 		"took", time.Since(start).String())
 	return st, nil
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // keepLedger records in the slot ledger each LSN the stream is about to

@@ -113,7 +113,7 @@ func snapshotOf(r *kgo.Record, tr trust) (s stockstore.Snapshot, reason string, 
 		}
 		return stockstore.Snapshot{ProductID: key, Position: p, Deleted: true, CommitTime: headerTime(r)}, "", nil
 	}
-	lv, err := schemas.DecodeLevel(r.Value)
+	lv, err := schemas.DecodeLevelRecord(r.Key, r.Value)
 	if errors.Is(err, schemas.ErrOutOfBounds) {
 		return s, reasonBreaksContract, fmt.Errorf("%w: %v", errBadRecord, err)
 	}
