@@ -139,7 +139,9 @@ func TestForgedCheckpoints(t *testing.T) {
 	h.stop()
 
 	forged, _ := json.Marshal(map[string]any{"slot": h.cfg.Slot, "commit_lsn": uint64(1) << 60, "end_lsn": uint64(1) << 60, "snapshot_done": true})
-	cp := func() *kgo.Record { return &kgo.Record{Topic: h.cfg.CheckpointTopic, Key: []byte(h.cfg.Slot), Value: forged} }
+	cp := func() *kgo.Record {
+		return &kgo.Record{Topic: h.cfg.CheckpointTopic, Key: []byte(h.cfg.Slot), Value: forged}
+	}
 	strangerWrite(t, false, cp())
 	h.start()
 	h.exec(`SELECT stock_adjust('P1', 'W1', 1, 'after', 'after')`)
