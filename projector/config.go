@@ -35,9 +35,9 @@ type config struct {
 	DrainTimeout   time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"15s" help:"Bound of finishing the batches in hand at shutdown."`
 	CommitInterval time.Duration `name:"commit-interval" env:"STOCK_PROJECTOR_COMMIT_INTERVAL" default:"100ms" help:"How often offsets of applied batches are committed to Kafka (in the background; also on revoke and at shutdown)."`
 
-	DeadLetterTopic string `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of undecodable records (default: the topic followed by .dlq)."`
+	DeadLetterTopic string `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of bad records: undecodable, breaking the contract, or not the producer's (default: the topic followed by .dlq)."`
 	// Only the producer writes the topic, always in Kafka transactions.
-	AcceptNonTransactional bool          `name:"accept-non-transactional" env:"STOCK_PROJECTOR_ACCEPT_NON_TRANSACTIONAL" help:"Apply records written outside Kafka transactions (by default they are dead-lettered: only the producer writes the topic, always transactionally). For topics fed another way."`
+	AcceptNonTransactional bool          `name:"accept-non-transactional" env:"STOCK_PROJECTOR_ACCEPT_NON_TRANSACTIONAL" help:"Apply records written outside Kafka transactions or by another writer than the producer (by default they are dead-lettered: only the producer writes the topic, always transactionally, naming itself in ce_source). For topics fed another way."`
 	ChangesRetain          int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
 	TrimInterval           time.Duration `name:"trim-interval" env:"STOCK_PROJECTOR_TRIM_INTERVAL" default:"10s" help:"How often the change index is trimmed."`
 	CacheCheck             time.Duration `name:"cache-check-interval" env:"STOCK_PROJECTOR_CACHE_CHECK_INTERVAL" default:"5s" help:"How often a quiet projector checks that Redis still holds the cache (a write finds out at once); a lost cache is rebuilt from the topic."`

@@ -123,7 +123,8 @@ func TestRunProjectsAndStops(t *testing.T) {
 	if err := kcl.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
-	if err := kcl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("SKU-1"), Value: v}).FirstErr(); err != nil {
+	if err := kcl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("SKU-1"), Value: v,
+		Headers: []kgo.RecordHeader{{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "test")}}}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	if err := kcl.EndTransaction(context.Background(), kgo.TryCommit); err != nil {

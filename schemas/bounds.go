@@ -3,6 +3,7 @@ package schemas
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -40,6 +41,17 @@ var bounded = avro.Config{
 	MaxByteSliceSize:  MaxStringBytes,
 	MaxSliceAllocSize: MaxWarehouses,
 }.Freeze()
+
+// boundsError marks the decoder's refusals of a length past the bounds as
+// ErrOutOfBounds. hamba/avro reports them only in words, naming the
+// setting; a change of its wording leaves them plain decode errors, which
+// readers treat the same way but label "undecodable".
+func boundsError(err error) error {
+	if msg := err.Error(); strings.Contains(msg, "MaxByteSliceSize") || strings.Contains(msg, "MaxSliceAllocSize") {
+		return fmt.Errorf("%w: %v", ErrOutOfBounds, err)
+	}
+	return err
+}
 
 // CheckID reports whether s can be a product or warehouse id: non-empty,
 // at most MaxIDBytes of valid UTF-8, without control characters.

@@ -108,7 +108,7 @@ func decode(topic string, schema avro.Schema, b []byte, v any) error {
 		return fmt.Errorf("decoding %s value: %w", topic, err)
 	}
 	if err := bounded.Unmarshal(schema, body, v); err != nil {
-		return fmt.Errorf("decoding %s value: %w", topic, err)
+		return fmt.Errorf("decoding %s value: %w", topic, boundsError(err))
 	}
 	return nil
 }

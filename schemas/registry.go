@@ -149,7 +149,7 @@ func (d *Decoder) decode(ctx context.Context, topic string, local avro.Schema, b
 		return fmt.Errorf("decoding %s value: %w", topic, err)
 	}
 	if err := bounded.Unmarshal(schema, body, v); err != nil {
-		return fmt.Errorf("decoding %s value with schema id %d: %w", topic, id, err)
+		return fmt.Errorf("decoding %s value with schema id %d: %w", topic, id, boundsError(err))
 	}
 	return nil
 }

@@ -34,6 +34,7 @@ type hostileCase struct {
 	value   []byte // nil: a tombstone
 	headers []kgo.RecordHeader
 	reasons []string
+	foreign bool // in a transaction, but not named as the producer's
 }
 
 // headerCase names the hostile case a record is, so its dead letter can be
@@ -165,9 +166,19 @@ func TestHostileRecordsChangeNothing(t *testing.T) {
 		{name: "other_product", key: id2, value: forged(1, 1000, true), headers: []kgo.RecordHeader{ceID(2)},
 			reasons: []string{"breaks_contract"}},
 		{name: "tombstone_without_position", key: id2, value: nil, reasons: []string{"bad_tombstone"}},
+		// well-formed, in a transaction, but another tool's: no ce_source
+		{name: "another_writer", key: id0, value: forged(0, 1000, true), headers: []kgo.RecordHeader{ceID(0)},
+			reasons: []string{"not_ours"}, foreign: true},
+		// and a forged dead-letter reason, which must not pass for ours
+		{name: "forged_dlq_header", key: id1, value: noise(3, 64),
+			headers: []kgo.RecordHeader{{Key: "dlq_reason_code", Value: []byte("forged")}}, reasons: bounds},
 	}
 	for i := range cases {
 		cases[i].headers = append(cases[i].headers, kgo.RecordHeader{Key: headerCase, Value: []byte(cases[i].name)})
+		if !cases[i].kcat && !cases[i].foreign {
+			// The worst case: a writer naming itself as the producer.
+			cases[i].headers = append(cases[i].headers, kgo.RecordHeader{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "forged")})
+		}
 	}
 
 	// (a) kcat, outside any transaction, partitioned by key as Java
@@ -311,7 +322,7 @@ func TestHostileRecordsChangeNothing(t *testing.T) {
 		if sum != float64(len(cases)) {
 			t.Errorf("bad_records_total sums to %v over %v, want %d", sum, bad, len(cases))
 		}
-		for _, reason := range []string{"not_transactional", "bad_key", "undecodable", "breaks_contract", "bad_tombstone"} {
+		for _, reason := range []string{"not_transactional", "not_ours", "bad_key", "undecodable", "breaks_contract", "bad_tombstone"} {
 			if bad[`reason="`+reason+`"`] == 0 {
 				t.Errorf("no record counted with reason %s: %v", reason, bad)
 			}

@@ -73,12 +73,14 @@ func levelRecord(t testing.TB, topic, id string, p position.Position, onHand int
 	return &kgo.Record{Topic: topic, Key: []byte(id), Value: v, Headers: []kgo.RecordHeader{
 		{Key: schemas.HeaderID, Value: []byte(p.String() + "/" + id)},
 		{Key: schemas.HeaderTime, Value: []byte(ct.Format(time.RFC3339Nano))},
+		{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "e2e")},
 	}}
 }
 
 func tombstoneRecord(topic, id string, p position.Position) *kgo.Record {
 	return &kgo.Record{Topic: topic, Key: []byte(id), Headers: []kgo.RecordHeader{
 		{Key: schemas.HeaderID, Value: []byte(p.String() + "/" + id)},
+		{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "e2e")},
 	}}
 }
 

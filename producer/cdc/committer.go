@@ -106,6 +106,9 @@ func (c *committer) write(b *batch) error {
 				"end_txn_ms", c.w.LastEndTxn.Milliseconds(), "records", len(b.records))
 		}
 		c.m.kafkaCommit.Observe(now.Sub(start).Seconds())
+		c.m.txnPhase.WithLabelValues("produce").Observe(start.Sub(began).Seconds())
+		c.m.txnPhase.WithLabelValues("flush").Observe(c.w.LastFlush.Seconds())
+		c.m.txnPhase.WithLabelValues("end").Observe(c.w.LastEndTxn.Seconds())
 		c.m.kafkaTxns.Inc()
 		c.m.sourceTxns.Add(float64(len(b.commitTimes)))
 		for _, ct := range b.commitTimes {

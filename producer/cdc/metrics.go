@@ -21,6 +21,10 @@ type Metrics struct {
 	stateRows       prometheus.Gauge
 	stateProducts   prometheus.Gauge
 	bytesPerRow     prometheus.Gauge
+	// txnPhase is the time of each phase of a Kafka transaction: handing
+	// its records to the client (produce), waiting for their
+	// acknowledgements (flush), ending the transaction (end).
+	txnPhase *prometheus.HistogramVec
 	// foreignRecords counts records of the levels and checkpoint topics
 	// that the producer's recovery ignored, by topic kind and reason.
 	foreignRecords *prometheus.CounterVec
@@ -71,6 +75,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stock_producer_state_products", Help: "Products held in the per-product state."}),
 		bytesPerRow: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stock_producer_state_bytes_per_row", Help: "Live heap bytes divided by state rows (an upper bound: the heap also holds buffers)."}),
+		txnPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "stock_producer_kafka_txn_phase_seconds",
+			Help: "Time of each phase of a committed Kafka transaction: produce (records handed to the client), flush (waiting for their acknowledgements), end (EndTxn).",
+			// 0.1 ms .. 6.5 s
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17)}, []string{"phase"}),
 		foreignRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stock_producer_foreign_records_total",
 			Help: "Records the producer did not write, ignored while recovering from Kafka, by topic (levels, checkpoints) and reason."},
@@ -82,6 +91,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency, m.sourceDelay,
 		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow,
-		m.foreignRecords, m.slotRepairs)
+		m.foreignRecords, m.slotRepairs, m.txnPhase)
 	return m
 }

@@ -215,7 +215,8 @@ func benchRebuild(ctx context.Context, c config, products, whs int, store *stock
 			return err
 		}
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(s.ProductID), Value: v, Headers: []kgo.RecordHeader{
-			{Key: schemas.HeaderID, Value: []byte(s.Position.String() + "/" + s.ProductID)}}},
+			{Key: schemas.HeaderID, Value: []byte(s.Position.String() + "/" + s.ProductID)},
+			{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "bench")}}},
 			func(_ *kgo.Record, err error) {
 				if err != nil {
 					pmu.Lock()

@@ -28,6 +28,7 @@ type badRecord struct {
 // dlq_reason_code header).
 const (
 	reasonNotTransactional = "not_transactional"
+	reasonNotOurs          = "not_ours"
 	reasonBadKey           = "bad_key"
 	reasonUndecodable      = "undecodable"
 	reasonBreaksContract   = "breaks_contract"
@@ -35,11 +36,12 @@ const (
 )
 
 // trust says which records a batch takes. Only the producer writes the
-// levels topic, and only inside Kafka transactions: by default a record
-// written outside one (a stray kcat -P, a test pointed at the wrong
-// cluster) is bad, whatever it holds, so it cannot change what the
-// storefront sees. AcceptNonTransactional is for users who feed the topic
-// another way.
+// levels topic, only inside Kafka transactions, and it names itself as the
+// CloudEvents source: by default a record written outside a transaction (a
+// stray kcat -P, a test pointed at the wrong cluster) or by another tool is
+// bad, whatever it holds, so it cannot change what the storefront sees.
+// AcceptNonTransactional turns both checks off, for users who feed the
+// topic another way.
 type trust struct {
 	acceptNonTransactional bool
 }
@@ -102,6 +104,11 @@ func snapshotOf(r *kgo.Record, tr trust) (s stockstore.Snapshot, reason string, 
 	if !tr.acceptNonTransactional && !r.Attrs.IsTransactional() {
 		return s, reasonNotTransactional, fmt.Errorf("%w: written outside a Kafka transaction (only the producer writes this topic, always transactionally)", errBadRecord)
 	}
+	if src := headerValue(r, schemas.HeaderSource); !tr.acceptNonTransactional && !strings.HasPrefix(src, schemas.SourcePrefix) {
+		// Transactional, but another tool's: every record the producer
+		// writes names it as the CloudEvents source.
+		return s, reasonNotOurs, fmt.Errorf("%w: ce_source %.64q is not a producer's", errBadRecord, src)
+	}
 	if err := schemas.CheckID(string(r.Key)); err != nil {
 		return s, reasonBadKey, fmt.Errorf("%w: key %.64q: %v", errBadRecord, r.Key, err)
 	}
@@ -147,6 +154,15 @@ func positionOfID(id string) (position.Position, error) {
 		}
 	}
 	return position.Parse(id)
+}
+
+func headerValue(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }
 
 // headerTime reads the CloudEvents time header; zero when absent or bad.

@@ -36,7 +36,8 @@ func level(t testing.TB, id string, p position.Position, onHand int64) []byte {
 
 // ceID is the CloudEvents id the producer stamps on a levels record.
 func ceID(p position.Position, id string) []kgo.RecordHeader {
-	return []kgo.RecordHeader{{Key: schemas.HeaderID, Value: []byte(p.String() + "/" + id)}}
+	return []kgo.RecordHeader{{Key: schemas.HeaderID, Value: []byte(p.String() + "/" + id)},
+		{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "test")}}
 }
 
 func levelRecord(t testing.TB, topic, id string, p position.Position, onHand int64) *kgo.Record {

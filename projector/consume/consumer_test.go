@@ -319,8 +319,9 @@ func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
 
 	produced := produce(t, true,
 		levelRecord(t, topic, "A", pos(1, 1), 1),
-		&kgo.Record{Topic: topic, Key: []byte("X"), Value: []byte("not avro")},
-		&kgo.Record{Topic: topic, Key: []byte("Y")}, // tombstone without a position
+		// Named as the producer's, so that the decode is what refuses them.
+		&kgo.Record{Topic: topic, Key: []byte("X"), Value: []byte("not avro"), Headers: ceID(pos(1, 1), "X")[1:]},
+		&kgo.Record{Topic: topic, Key: []byte("Y"), Headers: ceID(pos(1, 1), "Y")[1:]}, // tombstone without a position
 		levelRecord(t, topic, "B", pos(1, 2), 2),
 	)
 	c, _ := startConsumer(t, topic, group, st)

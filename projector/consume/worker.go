@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -219,7 +220,13 @@ func deadLetterRecord(topic string, b badRecord) *kgo.Record {
 		key = key[:min(len(key), schemas.MaxIDBytes)]
 		value = value[:min(len(value), maxDeadLetterBytes/2)]
 	} else {
-		hs = append(hs, r.Headers...)
+		for _, h := range r.Headers {
+			// The record's own dlq_* headers would pass for ours: a
+			// reader taking the first reason would read a forged one.
+			if !strings.HasPrefix(h.Key, "dlq_") {
+				hs = append(hs, h)
+			}
+		}
 	}
 	reason := b.err.Error()
 	reason = reason[:min(len(reason), 4096)]
