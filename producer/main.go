@@ -29,23 +29,24 @@ import (
 )
 
 type cli struct {
-	PostgresURL       string        `name:"postgres-url" env:"STOCK_PG_URL" default:"postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable" help:"Source database (needs the REPLICATION attribute)."`
-	Slot              string        `env:"STOCK_SLOT" default:"stock_cdc" help:"Logical replication slot."`
-	Publication       string        `env:"STOCK_PUBLICATION" default:"stock_pub" help:"Publication of inventory_levels."`
-	Brokers           []string      `env:"STOCK_KAFKA_BROKERS" default:"127.0.0.1:9092" help:"Kafka seed brokers."`
-	TopicPrefix       string        `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
-	Partitions        int32         `env:"STOCK_PARTITIONS" default:"6" help:"Partitions of new topics."`
-	ReplicationFactor int16         `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"1" help:"Replication factor of new topics."`
-	MinInsync         int           `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"1" help:"min.insync.replicas of new topics."`
-	BatchMaxRecords   int           `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"20000" help:"Records per Kafka transaction before it is committed."`
-	BatchLinger       time.Duration `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"5ms" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
-	SchemaRegistryURL string        `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
-	ShutdownTimeout   time.Duration `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"10s" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
-	MetricsAddr       string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
-	MemoryLimitMiB    int           `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit for the collector in MiB; raised to twice the live heap when the state needs it (0: none; GOMEMLIMIT wins)."`
-	TransactionalID   string        `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
-	TakeOverSlot      bool          `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
-	LogLevel          slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+	PostgresURL         string        `name:"postgres-url" env:"STOCK_PG_URL" default:"postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable" help:"Source database (needs the REPLICATION attribute)."`
+	Slot                string        `env:"STOCK_SLOT" default:"stock_cdc" help:"Logical replication slot."`
+	Publication         string        `env:"STOCK_PUBLICATION" default:"stock_pub" help:"Publication of inventory_levels."`
+	Brokers             []string      `env:"STOCK_KAFKA_BROKERS" default:"127.0.0.1:9092" help:"Kafka seed brokers."`
+	TopicPrefix         string        `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
+	Partitions          int32         `env:"STOCK_PARTITIONS" default:"6" help:"Partitions of new topics."`
+	ReplicationFactor   int16         `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"1" help:"Replication factor of new topics."`
+	MinInsync           int           `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"1" help:"min.insync.replicas of new topics."`
+	BatchMaxRecords     int           `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"20000" help:"Records per Kafka transaction before it is committed."`
+	BatchLinger         time.Duration `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"5ms" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
+	SchemaRegistryURL   string        `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
+	ShutdownTimeout     time.Duration `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"10s" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
+	MetricsAddr         string        `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
+	MemoryLimitMiB      int           `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit for the collector in MiB; raised to twice the live heap when the state needs it (0: none; GOMEMLIMIT wins)."`
+	TransactionalID     string        `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
+	KafkaMetadataMinAge time.Duration `name:"kafka-metadata-min-age" env:"STOCK_PRODUCER_KAFKA_METADATA_MIN_AGE" default:"50ms" help:"Shortest time between two metadata refreshes of the transactional client: a produce the broker asked to retry waits for one (franz-go's default is 5s)."`
+	TakeOverSlot        bool          `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
+	LogLevel            slog.Level    `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 
 	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`
 	Resnapshot resnapshotCmd `cmd:"" help:"Ask the running producer to write the current state of some or all products again, without stopping the stream."`
@@ -85,19 +86,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 
 	cfg := cdc.Config{
-		PostgresURL:       c.PostgresURL,
-		Slot:              c.Slot,
-		Publication:       c.Publication,
-		Brokers:           c.Brokers,
-		Partitions:        c.Partitions,
-		ReplicationFactor: c.ReplicationFactor,
-		MinInsyncReplicas: c.MinInsync,
-		BatchMaxRecords:   c.BatchMaxRecords,
-		BatchLinger:       c.BatchLinger,
-		SchemaRegistryURL: c.SchemaRegistryURL,
-		ShutdownTimeout:   c.ShutdownTimeout,
-		TransactionalID:   c.TransactionalID,
-		TakeOverSlot:      c.TakeOverSlot,
+		PostgresURL:         c.PostgresURL,
+		Slot:                c.Slot,
+		Publication:         c.Publication,
+		Brokers:             c.Brokers,
+		Partitions:          c.Partitions,
+		ReplicationFactor:   c.ReplicationFactor,
+		MinInsyncReplicas:   c.MinInsync,
+		BatchMaxRecords:     c.BatchMaxRecords,
+		BatchLinger:         c.BatchLinger,
+		SchemaRegistryURL:   c.SchemaRegistryURL,
+		ShutdownTimeout:     c.ShutdownTimeout,
+		TransactionalID:     c.TransactionalID,
+		TakeOverSlot:        c.TakeOverSlot,
+		KafkaMetadataMinAge: c.KafkaMetadataMinAge,
 	}
 	if c.TopicPrefix != "" {
 		cfg.LevelsTopic = c.TopicPrefix + "stock.levels.v1"

@@ -106,6 +106,7 @@ func (c *committer) write(b *batch) error {
 				"end_txn_ms", c.w.LastEndTxn.Milliseconds(), "records", len(b.records))
 		}
 		c.m.kafkaCommit.Observe(now.Sub(start).Seconds())
+		c.m.txnTotal.Observe(now.Sub(began).Seconds())
 		c.m.txnPhase.WithLabelValues("produce").Observe(start.Sub(began).Seconds())
 		c.m.txnPhase.WithLabelValues("flush").Observe(c.w.LastFlush.Seconds())
 		c.m.txnPhase.WithLabelValues("end").Observe(c.w.LastEndTxn.Seconds())

@@ -48,6 +48,10 @@ type Config struct {
 	SchemaRegistryURL string
 	// Source is the CloudEvents ce_source of every record.
 	Source string
+	// KafkaMetadataMinAge bounds how long a retried produce waits for the
+	// metadata refresh it triggered (see kafkaWatch): franz-go's default,
+	// 5 s, was the multi-second tail of a Kafka transaction's flush.
+	KafkaMetadataMinAge time.Duration
 	// TakeOverSlot lets this deployment take a slot the ledger records as
 	// another's, or one without an owner, starting it over with a snapshot.
 	TakeOverSlot bool
@@ -103,6 +107,9 @@ func (c *Config) SetDefaults() {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = 10 * time.Second
 	}
+	if c.KafkaMetadataMinAge == 0 {
+		c.KafkaMetadataMinAge = 50 * time.Millisecond
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
@@ -145,6 +152,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StatusInterval <= 0 || c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("status and heartbeat intervals must be positive"))
+	}
+	if c.KafkaMetadataMinAge < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("kafka metadata min age %s: want >= 10ms (franz-go's floor)", c.KafkaMetadataMinAge))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %s: want >= 0 (0: 10s)", c.ShutdownTimeout))

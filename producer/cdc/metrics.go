@@ -25,6 +25,12 @@ type Metrics struct {
 	// its records to the client (produce), waiting for their
 	// acknowledgements (flush), ending the transaction (end).
 	txnPhase *prometheus.HistogramVec
+	// txnTotal is a whole Kafka transaction, first record handed to the
+	// client to committed: its buckets at 100 and 250 ms count the slow ones.
+	txnTotal prometheus.Histogram
+	// kafkaTriggers and kafkaMetadata: see kafkaWatch.
+	kafkaTriggers *prometheus.CounterVec
+	kafkaMetadata prometheus.Histogram
 	// foreignRecords counts records of the levels and checkpoint topics
 	// that the producer's recovery ignored, by topic kind and reason.
 	foreignRecords *prometheus.CounterVec
@@ -80,6 +86,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time of each phase of a committed Kafka transaction: produce (records handed to the client), flush (waiting for their acknowledgements), end (EndTxn).",
 			// 0.1 ms .. 6.5 s
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 17)}, []string{"phase"}),
+		txnTotal: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stock_producer_kafka_txn_seconds",
+			Help:    "A committed Kafka transaction, from its first record handed to the client to the end of its commit.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}}),
+		kafkaTriggers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stock_producer_kafka_metadata_triggers_total",
+			Help: "Metadata refreshes the transactional client asked for, by reason; \"produce request had retry batches\" means records waited for a refresh before being retried."},
+			[]string{"why"}),
+		kafkaMetadata: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "stock_producer_kafka_metadata_request_seconds",
+			Help:    "Metadata requests of the transactional client and their time, write to read.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		foreignRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stock_producer_foreign_records_total",
 			Help: "Records the producer did not write, ignored while recovering from Kafka, by topic (levels, checkpoints) and reason."},
@@ -91,6 +109,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency, m.sourceDelay,
 		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow,
-		m.foreignRecords, m.slotRepairs, m.txnPhase)
+		m.foreignRecords, m.slotRepairs, m.txnPhase, m.txnTotal, m.kafkaTriggers, m.kafkaMetadata)
 	return m
 }

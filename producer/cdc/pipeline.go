@@ -47,7 +47,11 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) 
 	// The client logs every transaction at info; keep warnings and errors.
 	klog := slog.New(minLevel{slog.LevelWarn, log.Handler()}).With("component", "kafka")
 	p.kopts = []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(kslog.New(klog))}
-	p.hooks = writerOpts
+	// The writer's client also reports what its transactions waited for,
+	// and refreshes metadata for a retried produce within KafkaMetadataMinAge
+	// instead of franz-go's 5 s.
+	watch := newKafkaWatch(kslog.New(klog), metrics)
+	p.hooks = append(writerOpts, kgo.WithLogger(watch), kgo.WithHooks(watch), kgo.MetadataMinAge(cfg.KafkaMetadataMinAge))
 	p.build = recordBuilder{cfg: &p.cfg, codec: &schemas.Codec{}}
 	return p, nil
 }
@@ -314,7 +318,7 @@ func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
 // fix (topics, publication or slot configured differently than found).
 func Permanent(err error) bool {
 	return errors.Is(err, sink.ErrTopicMismatch) || errors.Is(err, source.ErrPublicationMismatch) ||
-		errors.Is(err, source.ErrSlotMismatch)
+		errors.Is(err, source.ErrSlotMismatch) || errors.Is(err, source.ErrSlotOwner) || errors.Is(err, sink.ErrForgedCheckpoint)
 }
 
 // minLevel drops records below a level before they reach the wrapped handler.

@@ -106,6 +106,29 @@ type ProducerInside struct {
 	// CommitShare: the part of the phase's wall time spent committing Kafka
 	// transactions (the stream is not read meanwhile).
 	CommitShare float64 `json:"kafka_commit_share_of_wall"`
+	// Slow Kafka transactions (first record to committed, the producer's
+	// stock_producer_kafka_txn_seconds): how many took over 100 and over
+	// 250 ms, and the upper bound of the bucket of the slowest (its
+	// histogram's resolution: 5, 10, 25, 50, 100, 250, 500 ms, 1, 2.5, 5,
+	// 10 s; +Inf past that).
+	KafkaTxnsOver100ms int64   `json:"kafka_transactions_over_100ms"`
+	KafkaTxnsOver250ms int64   `json:"kafka_transactions_over_250ms"`
+	SlowestKafkaTxnLeS float64 `json:"slowest_kafka_transaction_le_s"`
+	// MetadataRetries: metadata refreshes the writer's client triggered
+	// because a produce had batches to retry (kafkaWatch in the producer).
+	MetadataRetries int64 `json:"metadata_refreshes_for_retried_produce"`
+}
+
+// SlowTxns is the slow-transaction summary of a phase for the tables.
+func (in *ProducerInside) SlowTxns() string {
+	if in == nil {
+		return "-"
+	}
+	worst := "-"
+	if in.SlowestKafkaTxnLeS > 0 {
+		worst = fmt.Sprintf("≤%gms", in.SlowestKafkaTxnLeS*1000)
+	}
+	return fmt.Sprintf("%d/%d/%s/%d", in.KafkaTxnsOver100ms, in.KafkaTxnsOver250ms, worst, in.MetadataRetries)
 }
 
 // Catchup is the pipeline's capacity drain: a backlog built in the slot
@@ -261,16 +284,16 @@ func (r *Run) Table(w io.Writer) {
 }
 
 func (r *Run) pipelineTable(tw *tabwriter.Writer) {
-	fmt.Fprintln(tw, "phase\ttarget/s\ttx≤\tcalls/s\tchanges/s\tsamples\tcommit→kafka all (ms) p50/p95/p99/p99.9/max\tcommit→kafka sampled\tcommit→redis\tcommit→API\tdrain s\tproducer cpu-s/M\tprojector cpu-s/M\tok\t")
+	fmt.Fprintln(tw, "phase\ttarget/s\ttx≤\tcalls/s\tchanges/s\tsamples\tcommit→kafka all (ms) p50/p95/p99/p99.9/max\tcommit→kafka sampled\tcommit→redis\tcommit→API\tdrain s\tproducer cpu-s/M\tprojector cpu-s/M\tkafka txns >100ms/>250ms/slowest/meta-retries\tok\t")
 	for _, p := range r.Phases {
 		ok := ""
 		if strings.HasPrefix(p.Name, "max") {
 			ok = map[bool]string{true: "yes", false: "no"}[p.Sustained]
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.0f\t%.0f\t%d\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%.0f\t%d\t%.0f\t%.0f\t%d\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%s\t\n",
 			p.Name, p.TargetRate, p.TxMaxCalls, p.CallsPerS, p.ChangesPerS, p.Samples,
 			pct(p.KafkaAll), pct(p.Kafka), pct(p.Redis), pct(p.API), p.DrainSeconds,
-			num(p.CPUPerMillion["producer"]), num(p.CPUPerMillion["projector"]), ok)
+			num(p.CPUPerMillion["producer"]), num(p.CPUPerMillion["projector"]), p.Producer.SlowTxns(), ok)
 	}
 	if m := r.MaxStep; m != nil {
 		fmt.Fprintf(tw, "max sustained\t\t\t%.0f\t%.0f\t\t\t\t\t%s\t\t\t\t(%s)\t\n", m.CallsPerS, m.ChangesPerS, pct(m.API), m.Name)
@@ -294,7 +317,7 @@ func ratio(a, b float64) string {
 }
 
 func (r *Run) peerTable(tw *tabwriter.Writer) {
-	fmt.Fprintln(tw, "phase\twho\trecords\trecords/s\tcommit→kafka (ms) p50/p95/p99/p99.9/max\tcpu-s\tcpu-s/M changes\t")
+	fmt.Fprintln(tw, "phase\twho\trecords\trecords/s\tcommit→kafka (ms) p50/p95/p99/p99.9/max\tcpu-s\tcpu-s/M changes\tkafka txns >100ms/>250ms/slowest/meta-retries\t")
 	for _, p := range r.Peer {
 		for _, s := range []struct {
 			who  string
@@ -304,8 +327,12 @@ func (r *Run) peerTable(tw *tabwriter.Writer) {
 			if perS == 0 && p.Seconds > 0 {
 				perS = float64(s.side.Records) / p.Seconds
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%s\t%.2f\t%s\t\n", p.Name, s.who, s.side.Records, perS,
-				pct(s.side.Latency), s.side.CPUSeconds, num(s.side.CPUPerMillion))
+			slow := ""
+			if s.who == "ours" {
+				slow = s.side.Producer.SlowTxns()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%s\t%.2f\t%s\t%s\t\n", p.Name, s.who, s.side.Records, perS,
+				pct(s.side.Latency), s.side.CPUSeconds, num(s.side.CPUPerMillion), slow)
 		}
 		p99 := "p99 " + ratio(p.Ours.Latency.P99, p.Debezium.Latency.P99)
 		if p.Seconds > 0 && p.Ours.Seconds > 0 {
