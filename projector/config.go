@@ -14,6 +14,7 @@ import (
 	"github.com/stockpipe/stock/internal/flagenv"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
+	"github.com/stockpipe/stock/projector/dlq"
 	"github.com/stockpipe/stock/schemas"
 )
 
@@ -47,6 +48,8 @@ type config struct {
 
 	Run     struct{}     `cmd:"" default:"1" help:"Project the topic into Redis (the default command)."`
 	Rebuild rebuildFlags `cmd:"" help:"Replay the topic into a new generation of the cache, switch readers to it, delete the old one."`
+	DLQ     dlqCmd       `cmd:"" name:"dlq" help:"List or re-drive dead letters (docs/projector.md)."`
+	Status  struct{}     `cmd:"" help:"Print the projection's state: group lag per partition, what Redis applied, cache generation, dead letters. Reads only."`
 
 	command string // the command kong selected
 }
@@ -57,6 +60,35 @@ type rebuildFlags struct {
 	FromTime    string        `name:"from-time" help:"Start every partition at the first record at or after this RFC 3339 time."`
 	Workers     int           `name:"workers" default:"4" help:"Redis round trips in flight during the replay."`
 	RetireDelay time.Duration `name:"retire-delay" default:"3s" help:"How long the old generation stays readable after the switch."`
+}
+
+// dlqCmd groups "projector dlq list" and "projector dlq replay".
+type dlqCmd struct {
+	List   dlqFilterFlags `cmd:"" help:"Print the dead letters (never their values) with why and where they came from."`
+	Replay dlqReplayFlags `cmd:"" help:"Apply to Redis the dead letters that now pass the projector's checks; older than Redis changes nothing."`
+}
+
+// dlqFilterFlags select dead letters; offsets are the dead-letter topic's.
+type dlqFilterFlags struct {
+	Reason     []string `name:"reason" sep:"," help:"Only these dlq_reason_code values (comma separated)."`
+	Partition  int32    `name:"partition" default:"-1" help:"Only this partition of the dead-letter topic (-1: all)."`
+	FromOffset int64    `name:"from-offset" default:"0" help:"First offset to read, included."`
+	ToOffset   int64    `name:"to-offset" default:"-1" help:"Last offset to read, included (-1: to the end)."`
+}
+
+type dlqReplayFlags struct {
+	dlqFilterFlags `embed:""`
+	// Records of another writer were never levels of the source.
+	AllowUntrusted bool `name:"allow-untrusted" help:"Also apply dead letters refused as not_transactional or not_ours (never the producer's): only for a topic fed another way on purpose."`
+	DryRun         bool `name:"dry-run" help:"Check and report, write nothing."`
+}
+
+// dlq is the configuration of the dlq commands.
+func (c config) dlq(f dlqFilterFlags) dlq.Config {
+	return dlq.Config{
+		Brokers: c.Brokers, Topic: c.Topic, DeadLetterTopic: c.deadLetterTopic(),
+		Filter: dlq.Filter{ReasonCodes: f.Reason, Partition: f.Partition, FromOffset: f.FromOffset, ToOffset: f.ToOffset},
+	}
 }
 
 // offsets parses --from-offsets.

@@ -41,6 +41,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil || cfg == nil {
 		return err
 	}
+	if isTool(cfg.command) {
+		return runTool(ctx, cfg, stdout)
+	}
 	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.slogLevel()}))
 	log.Info("starting projector", cfg.logAttrs()...)
 

@@ -25,25 +25,31 @@ type badRecord struct {
 }
 
 // Reasons a record is bad (the reason label of bad_records_total and the
-// dlq_reason_code header).
+// dlq_reason_code header). Exported for the dead-letter tools, which branch
+// on them.
 const (
-	reasonNotTransactional = "not_transactional"
-	reasonNotOurs          = "not_ours"
-	reasonBadKey           = "bad_key"
-	reasonUndecodable      = "undecodable"
-	reasonBreaksContract   = "breaks_contract"
-	reasonBadTombstone     = "bad_tombstone"
+	ReasonNotTransactional = "not_transactional"
+	ReasonNotOurs          = "not_ours"
+	ReasonBadKey           = "bad_key"
+	ReasonUndecodable      = "undecodable"
+	ReasonBreaksContract   = "breaks_contract"
+	ReasonBadTombstone     = "bad_tombstone"
 )
 
-// trust says which records a batch takes. Only the producer writes the
+// Trust says which records a batch takes. Only the producer writes the
 // levels topic, only inside Kafka transactions, and it names itself as the
 // CloudEvents source: by default a record written outside a transaction (a
 // stray kcat -P, a test pointed at the wrong cluster) or by another tool is
 // bad, whatever it holds, so it cannot change what the storefront sees.
-// AcceptNonTransactional turns both checks off, for users who feed the
-// topic another way.
-type trust struct {
-	acceptNonTransactional bool
+type Trust struct {
+	// AcceptNonTransactional turns both checks off, for users who feed the
+	// topic another way.
+	AcceptNonTransactional bool
+	// Copied says the record is a copy of one read from the topic (a dead
+	// letter, written by the projector outside any transaction): its own
+	// transactional flag says nothing, so only the source check stays. The
+	// caller vouches that the original passed the transaction check.
+	Copied bool
 }
 
 // batch is what one Redis round trip applies: the latest snapshot of each
@@ -64,7 +70,7 @@ type batch struct {
 // product, the snapshot with the greatest position; on equal positions the
 // later record wins, as it would in Redis. Transaction markers carry
 // nothing to apply; they only move the offset to commit.
-func newBatch(recs []*kgo.Record, tr trust) batch {
+func newBatch(recs []*kgo.Record, tr Trust) batch {
 	var b batch
 	b.snaps = make([]stockstore.Snapshot, 0, len(recs))
 	at := make(map[string]int, len(recs)) // product id -> index in b.snaps
@@ -72,7 +78,7 @@ func newBatch(recs []*kgo.Record, tr trust) batch {
 		if r.Attrs.IsControl() {
 			continue
 		}
-		s, reason, err := snapshotOf(r, tr)
+		s, reason, err := SnapshotOf(r, tr)
 		if err != nil {
 			b.bad = append(b.bad, badRecord{rec: r, reason: reason, err: err})
 			continue
@@ -95,37 +101,39 @@ func newBatch(recs []*kgo.Record, tr trust) batch {
 	return b
 }
 
-// snapshotOf converts a stock.levels.v1 record, or says why it is not one
-// the producer wrote. A nil value is a tombstone: its product is the key and
-// its position the ce_id header, since a tombstone carries no body. Values
-// decode within the contract's bounds (schemas.DecodeLevelRecord), so no
-// record, however built, costs more than a bounded allocation.
-func snapshotOf(r *kgo.Record, tr trust) (s stockstore.Snapshot, reason string, err error) {
-	if !tr.acceptNonTransactional && !r.Attrs.IsTransactional() {
-		return s, reasonNotTransactional, fmt.Errorf("%w: written outside a Kafka transaction (only the producer writes this topic, always transactionally)", errBadRecord)
+// SnapshotOf converts a stock.levels.v1 record, or says why it is not one
+// the producer wrote (reason is one of the Reason codes). A nil value is a
+// tombstone: its product is the key and its position the ce_id header, since
+// a tombstone carries no body. Values decode within the contract's bounds
+// (schemas.DecodeLevelRecord), so no record, however built, costs more than a
+// bounded allocation. It is the one check of the projector: batches, the
+// rebuild and the re-drive of dead letters (projector/dlq) all go through it.
+func SnapshotOf(r *kgo.Record, tr Trust) (s stockstore.Snapshot, reason string, err error) {
+	if !tr.AcceptNonTransactional && !tr.Copied && !r.Attrs.IsTransactional() {
+		return s, ReasonNotTransactional, fmt.Errorf("%w: written outside a Kafka transaction (only the producer writes this topic, always transactionally)", errBadRecord)
 	}
-	if src := headerValue(r, schemas.HeaderSource); !tr.acceptNonTransactional && !strings.HasPrefix(src, schemas.SourcePrefix) {
+	if src := headerValue(r, schemas.HeaderSource); !tr.AcceptNonTransactional && !strings.HasPrefix(src, schemas.SourcePrefix) {
 		// Transactional, but another tool's: every record the producer
 		// writes names it as the CloudEvents source.
-		return s, reasonNotOurs, fmt.Errorf("%w: ce_source %.64q is not a producer's", errBadRecord, src)
+		return s, ReasonNotOurs, fmt.Errorf("%w: ce_source %.64q is not a producer's", errBadRecord, src)
 	}
 	if err := schemas.CheckID(string(r.Key)); err != nil {
-		return s, reasonBadKey, fmt.Errorf("%w: key %.64q: %v", errBadRecord, r.Key, err)
+		return s, ReasonBadKey, fmt.Errorf("%w: key %.64q: %v", errBadRecord, r.Key, err)
 	}
 	key := string(r.Key)
 	if r.Value == nil {
 		p, err := headerPosition(r)
 		if err != nil {
-			return s, reasonBadTombstone, fmt.Errorf("%w: tombstone of %q: %v", errBadRecord, key, err)
+			return s, ReasonBadTombstone, fmt.Errorf("%w: tombstone of %q: %v", errBadRecord, key, err)
 		}
 		return stockstore.Snapshot{ProductID: key, Position: p, Deleted: true, CommitTime: headerTime(r)}, "", nil
 	}
 	lv, err := schemas.DecodeLevelRecord(r.Key, r.Value)
 	if errors.Is(err, schemas.ErrOutOfBounds) {
-		return s, reasonBreaksContract, fmt.Errorf("%w: %v", errBadRecord, err)
+		return s, ReasonBreaksContract, fmt.Errorf("%w: %v", errBadRecord, err)
 	}
 	if err != nil {
-		return s, reasonUndecodable, fmt.Errorf("%w: %v", errBadRecord, err)
+		return s, ReasonUndecodable, fmt.Errorf("%w: %v", errBadRecord, err)
 	}
 	return fromLevel(lv), "", nil
 }

@@ -113,7 +113,7 @@ func TestNewBatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Records built here carry no transactional bit: that check has
 			// its own test.
-			b := newBatch(tt.recs, trust{acceptNonTransactional: true})
+			b := newBatch(tt.recs, Trust{AcceptNonTransactional: true})
 			if len(b.bad) != tt.bad || b.superseded != tt.superseded {
 				t.Errorf("bad %d superseded %d, want %d and %d (bad: %v)", len(b.bad), b.superseded, tt.bad, tt.superseded, b.bad)
 			}
@@ -131,9 +131,9 @@ func TestNewBatch(t *testing.T) {
 }
 
 func TestNewBatchRefusesRecordsWrittenOutsideTransactions(t *testing.T) {
-	b := newBatch([]*kgo.Record{levelRecord(t, "t", "A", pos(1, 1), 1)}, trust{})
-	if len(b.snaps) != 0 || len(b.bad) != 1 || b.bad[0].reason != reasonNotTransactional {
-		t.Fatalf("snapshots %+v bad %+v, want the record refused as %s", b.snaps, b.bad, reasonNotTransactional)
+	b := newBatch([]*kgo.Record{levelRecord(t, "t", "A", pos(1, 1), 1)}, Trust{})
+	if len(b.snaps) != 0 || len(b.bad) != 1 || b.bad[0].reason != ReasonNotTransactional {
+		t.Fatalf("snapshots %+v bad %+v, want the record refused as %s", b.snaps, b.bad, ReasonNotTransactional)
 	}
 }
 
@@ -144,14 +144,27 @@ func TestNewBatchNamesWhyARecordIsBad(t *testing.T) {
 		rec    *kgo.Record
 		reason string
 	}{
-		"control character in key": {&kgo.Record{Key: []byte("A\x00"), Value: level(t, "A\x00", pos(1, 1), 1)}, reasonBadKey},
-		"random bytes":             {&kgo.Record{Key: []byte("A"), Value: []byte("not avro at all")}, reasonUndecodable},
-		"key of another product":   {&kgo.Record{Key: []byte("B"), Value: level(t, "A", pos(1, 1), 1)}, reasonBreaksContract},
-		"tombstone without ce_id":  {&kgo.Record{Key: []byte("C")}, reasonBadTombstone},
+		"control character in key": {&kgo.Record{Key: []byte("A\x00"), Value: level(t, "A\x00", pos(1, 1), 1)}, ReasonBadKey},
+		"random bytes":             {&kgo.Record{Key: []byte("A"), Value: []byte("not avro at all")}, ReasonUndecodable},
+		"key of another product":   {&kgo.Record{Key: []byte("B"), Value: level(t, "A", pos(1, 1), 1)}, ReasonBreaksContract},
+		"tombstone without ce_id":  {&kgo.Record{Key: []byte("C")}, ReasonBadTombstone},
 	} {
-		b := newBatch([]*kgo.Record{c.rec}, trust{acceptNonTransactional: true})
+		b := newBatch([]*kgo.Record{c.rec}, Trust{AcceptNonTransactional: true})
 		if len(b.bad) != 1 || b.bad[0].reason != c.reason {
 			t.Errorf("%s: bad %+v, want one with reason %s", name, b.bad, c.reason)
 		}
+	}
+}
+
+// A dead letter is a copy written outside any transaction: Copied drops the
+// transaction check only, the source and the contract are still checked.
+func TestSnapshotOfCopiedKeepsTheSourceCheck(t *testing.T) {
+	ours := levelRecord(t, "t", "A", pos(1, 1), 1) // not transactional, names a producer
+	if s, reason, err := SnapshotOf(ours, Trust{Copied: true}); err != nil || s.ProductID != "A" {
+		t.Errorf("copy of the producer's record: %+v, %s, %v; want it taken", s, reason, err)
+	}
+	stranger := &kgo.Record{Key: ours.Key, Value: ours.Value, Headers: ours.Headers[:1]} // no ce_source
+	if _, reason, err := SnapshotOf(stranger, Trust{Copied: true}); err == nil || reason != ReasonNotOurs {
+		t.Errorf("copy without a producer's source: reason %q, %v; want %s", reason, err, ReasonNotOurs)
 	}
 }

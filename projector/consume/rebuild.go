@@ -543,7 +543,7 @@ func (r *replay) read(ctx context.Context, ends map[int32]int64, work chan<- chu
 }
 
 func (r *replay) apply(ctx context.Context, c chunk) error {
-	b := newBatch(c.recs, trust{acceptNonTransactional: r.cfg.AcceptNonTransactional})
+	b := newBatch(c.recs, Trust{AcceptNonTransactional: r.cfg.AcceptNonTransactional})
 	for _, bad := range b.bad {
 		// The live projector dead-letters these; a rebuild only reports them.
 		r.bad.Add(1)

@@ -115,7 +115,7 @@ func (w *worker) fill(pending []*kgo.Record) []*kgo.Record {
 // partition's next owner.
 func (w *worker) process(recs []*kgo.Record) bool {
 	m := w.c.metrics
-	b := newBatch(recs, trust{acceptNonTransactional: w.c.cfg.AcceptNonTransactional})
+	b := newBatch(recs, Trust{AcceptNonTransactional: w.c.cfg.AcceptNonTransactional})
 	for _, bad := range b.bad {
 		m.decodeErrs.Inc()
 		m.badRecords.WithLabelValues(bad.reason).Inc()
