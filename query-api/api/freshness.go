@@ -111,6 +111,28 @@ func (s *server) healthz(c echo.Context) error {
 func (s *server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.StoreTimeout)
 	defer cancel()
+	details, err := s.readiness(ctx)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, details)
+}
+
+// ready is /readyz as a gauge, evaluated at each scrape: nothing in the
+// process probes /readyz itself (a load balancer or the kubelet does, and
+// their view is not in Prometheus), and an alert needs the answer.
+func (s *server) ready() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), s.StoreTimeout)
+	defer cancel()
+	if _, err := s.readiness(ctx); err != nil {
+		return 0
+	}
+	return 1
+}
+
+// readiness runs the checks of /readyz: the answer's details when ready,
+// else the error to answer with.
+func (s *server) readiness(ctx context.Context) (map[string]any, *apiError) {
 	checks := map[string]string{}
 	details := map[string]any{"checks": checks}
 	if err := s.Store.Ping(ctx); err != nil {
@@ -118,7 +140,7 @@ func (s *server) readyz(c echo.Context) error {
 		checks["projection"] = "unknown"
 		e := unavailable(err)
 		e.Code, e.Message, e.Details = codeNotReady, "not ready: redis unreachable", details
-		return e
+		return nil, e
 	}
 	checks["redis"] = "ok"
 	if s.MaxLag > 0 {
@@ -140,7 +162,7 @@ func (s *server) readyz(c echo.Context) error {
 		checks["projection"] = "unreadable"
 		e := unavailable(err)
 		e.Code, e.Message, e.Details = codeNotReady, "not ready: watermarks unreadable", details
-		return e
+		return nil, e
 	}
 	var lag time.Duration
 	var lastApplied time.Time
@@ -169,12 +191,11 @@ func (s *server) readyz(c echo.Context) error {
 		details["watermark_position"] = w.position.String()
 	}
 	if p := checks["projector"]; p != "" && p != "ok" {
-		return newError(http.StatusServiceUnavailable, codeNotReady, details, "not ready: projector %s", p)
+		return nil, newError(http.StatusServiceUnavailable, codeNotReady, details, "not ready: projector %s", p)
 	}
 	if p := checks["projection"]; p != "ok" && p != "not checked" {
-		e := newError(http.StatusServiceUnavailable, codeNotReady, details, "not ready: projection %s", p)
-		return e
+		return nil, newError(http.StatusServiceUnavailable, codeNotReady, details, "not ready: projection %s", p)
 	}
 	details["status"] = "ready"
-	return c.JSON(http.StatusOK, details)
+	return details, nil
 }

@@ -165,6 +165,10 @@ func NewServer(deps Deps) http.Handler {
 		cacheControl: newCacheControl(deps.CacheMaxAge),
 		reads:        &coalescer{store: deps.Store, timeout: deps.StoreTimeout}}
 	s.freshness = &freshness{store: deps.Store, topic: deps.WatermarkTopic, every: deps.WatermarkRefresh}
+	deps.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "stock", Subsystem: "api", Name: "ready",
+		Help: "1 when /readyz would answer 200 (Redis answers, a projector's heartbeat is alive, the projection is within --max-lag), else 0; checked at each scrape.",
+	}, s.ready))
 	for _, k := range deps.APIKeys {
 		if k != "" {
 			s.apiKeys = append(s.apiKeys, []byte(k))

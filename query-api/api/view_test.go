@@ -260,6 +260,14 @@ func TestReadiness(t *testing.T) {
 			if res.StatusCode != tt.status {
 				t.Fatalf("status %d, want %d: %s", res.StatusCode, tt.status, body)
 			}
+			// The gauge alerts read says what /readyz says.
+			wantGauge := "stock_api_ready 0"
+			if tt.status == 200 {
+				wantGauge = "stock_api_ready 1"
+			}
+			if _, m := do(t, h, "GET", "/metrics", ""); !strings.Contains(string(m), wantGauge) {
+				t.Errorf("/metrics lacks %q with /readyz %d", wantGauge, tt.status)
+			}
 			var checks struct {
 				Checks map[string]string `json:"checks"`
 				Error  struct {
