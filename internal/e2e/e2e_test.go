@@ -143,6 +143,10 @@ type pipeline struct {
 	// metrics the address of the projector's /metrics.
 	prefix, group, metrics string
 	projector, queryAPI    *proc
+	// producer runs with producerArgs (a test may stop it and start
+	// another with the same arguments).
+	producer     *proc
+	producerArgs []string
 }
 
 // startPipeline runs producer, projector and query API on names of their
@@ -160,11 +164,12 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 		"--levels-topic", prefix+"stock.levels.v1")
 	// The producer starts last, as on a fresh system where the projector
 	// comes up before the topics exist.
-	start(t, "producer",
-		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
-		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
+	producerArgs := []string{"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
+		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", ""}
+	pr := start(t, "producer", producerArgs...)
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
-	return pipeline{api: "http://" + api, slot: name, prefix: prefix, group: name, metrics: metrics, projector: pj, queryAPI: qa}
+	return pipeline{api: "http://" + api, slot: name, prefix: prefix, group: name, metrics: metrics,
+		projector: pj, queryAPI: qa, producer: pr, producerArgs: producerArgs}
 }
 
 type warehouseRow struct {

@@ -357,6 +357,18 @@ func TestHostileRecordsChangeNothing(t *testing.T) {
 		}
 	})
 
+	outer := t // the restarted producer must outlive its subtest
+	t.Run("the producer restarts past them", func(t *testing.T) {
+		// Its state is rebuilt from the levels topic, which now holds
+		// the hostile records: they are skipped, and the start goes on.
+		p.producer.stop()
+		p.producer = start(outer, "producer", p.producerArgs...)
+		p.producer.waitLog(t, `"msg":"resuming stream"`, 60*time.Second)
+		if !p.producer.logged(`"msg":"skipping a record the producer did not write"`) {
+			t.Fatal("the restarted producer did not report the records it skipped")
+		}
+	})
+
 	t.Run("a real change still flows", func(t *testing.T) {
 		for _, id := range ids {
 			exec1(t, conn, `SELECT stock_receive($1, $2, 7, 'after-hostile')`, id, wh1)

@@ -30,7 +30,7 @@ func (b *recordBuilder) headers(id, typ string, at time.Time) []kgo.RecordHeader
 // level builds the stock.levels.v1 record; a nil level is a tombstone.
 func (b *recordBuilder) level(productID string, l *schemas.StockLevel, pos position.Position, kind string, at time.Time) (*kgo.Record, error) {
 	r := &kgo.Record{Topic: b.cfg.LevelsTopic, Key: []byte(productID),
-		Headers: b.headers(pos.String()+"/"+productID, schemas.EventType(kind), at)}
+		Headers: b.headers(schemas.EventID(pos, productID), schemas.EventType(kind), at)}
 	if l != nil {
 		v, err := b.codec.EncodeLevel(l)
 		if err != nil {
@@ -73,7 +73,7 @@ func (b *recordBuilder) change(op change.Op, k change.Key, before, after *change
 		return nil, err
 	}
 	return &kgo.Record{Topic: b.cfg.ChangesTopic, Key: []byte(k.ProductID), Value: body,
-		Headers: b.headers(pos.String()+"/"+k.ProductID+"/"+k.WarehouseID, schemas.EventType(v.ChangeKind), at)}, nil
+		Headers: b.headers(schemas.EventID(pos, k.ProductID, k.WarehouseID), schemas.EventType(v.ChangeKind), at)}, nil
 }
 
 // alert builds the stock.alerts.v1 record of one crossing.

@@ -104,6 +104,13 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 			return nil
 		}
 		if r.Value == nil {
+			// A tombstone names its position only in ce_id; one without is
+			// not the producer's.
+			if _, err := schemas.PositionOfEventID(header(r, schemas.HeaderID)); err != nil {
+				skipped++
+				p.foreign("levels", r, "bad_tombstone", err)
+				return nil
+			}
 			st.SetProduct(string(r.Key), nil)
 			return nil
 		}

@@ -108,7 +108,8 @@ func TestStrayRecordsNeitherStopNorChangeARestart(t *testing.T) {
 		&kgo.Record{Topic: topic, Key: []byte("P2"), Value: huge, Headers: ours},
 		&kgo.Record{Topic: topic, Key: []byte("P2"), Value: []byte{1, 2, 3}, Headers: ours},
 		&kgo.Record{Topic: topic, Key: []byte("P1"), Value: sums, Headers: ours},
-		&kgo.Record{Topic: topic, Key: []byte("P\x002"), Value: lying, Headers: ours})
+		&kgo.Record{Topic: topic, Key: []byte("P\x002"), Value: lying, Headers: ours},
+		&kgo.Record{Topic: topic, Key: []byte("P1"), Headers: ours}) // a tombstone without its position
 
 	h.start()
 	defer h.stop()
@@ -119,7 +120,7 @@ func TestStrayRecordsNeitherStopNorChangeARestart(t *testing.T) {
 	if n := h.runs.Load(); n != 2 {
 		t.Fatalf("%d runs, want 2 (one before the stray records, one after, none failed)", n)
 	}
-	for _, reason := range []string{"not_transactional", "not_ours", "undecodable", "breaks_contract", "bad_key"} {
+	for _, reason := range []string{"not_transactional", "not_ours", "undecodable", "breaks_contract", "bad_key", "bad_tombstone"} {
 		if got := testutil.ToFloat64(h.metrics.foreignRecords.WithLabelValues("levels", reason)); got < 1 {
 			t.Errorf("foreign_records_total{topic=levels,reason=%s} = %v, want >= 1", reason, got)
 		}

@@ -144,7 +144,7 @@ func SnapshotOf(r *kgo.Record, tr Trust) (s stockstore.Snapshot, reason string, 
 func headerPosition(r *kgo.Record) (position.Position, error) {
 	for _, h := range r.Headers {
 		if h.Key == schemas.HeaderID {
-			p, err := positionOfID(string(h.Value))
+			p, err := schemas.PositionOfEventID(string(h.Value))
 			if err != nil {
 				return position.Position{}, fmt.Errorf("header %s: %w", schemas.HeaderID, err)
 			}
@@ -152,16 +152,6 @@ func headerPosition(r *kgo.Record) (position.Position, error) {
 		}
 	}
 	return position.Position{}, fmt.Errorf("no %s header", schemas.HeaderID)
-}
-
-// positionOfID parses "HI/LO:INDEX" or "HI/LO:INDEX/anything".
-func positionOfID(id string) (position.Position, error) {
-	if i := strings.IndexByte(id, ':'); i >= 0 {
-		if j := strings.IndexByte(id[i:], '/'); j >= 0 {
-			id = id[:i+j]
-		}
-	}
-	return position.Parse(id)
 }
 
 func headerValue(r *kgo.Record, key string) string {
