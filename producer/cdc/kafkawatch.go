@@ -44,7 +44,7 @@ func (k *kafkaWatch) Level() kgo.LogLevel { return max(kgo.LogLevelInfo, k.inner
 
 // Log implements kgo.Logger.
 func (k *kafkaWatch) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	if msg == "metadata update triggered" {
+	if msg == "metadata update triggered" || msg == "immediate metadata update triggered" {
 		for i := 0; i+1 < len(keyvals); i += 2 {
 			if keyvals[i] == "why" {
 				why, _ := keyvals[i+1].(string)
