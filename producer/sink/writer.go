@@ -66,6 +66,15 @@ func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointT
 		// commit-to-Kafka tail.
 		kgo.ConcurrentTransactionsBackoff(time.Millisecond),
 		kgo.RetryBackoffFn(retryBackoff),
+		// One produce request in flight per broker. With more, a
+		// transaction's first batch to a partition that the broker sends
+		// back (CONCURRENT_TRANSACTIONS while the previous transaction's
+		// markers are written) is overtaken by the next ones, which the
+		// broker then refuses as out of sequence ("expected sequence 0 for
+		// transactions v2 ... with no existing state"); seen in the broker's
+		// log inside a 2 s flush. Records wait in the client meanwhile and
+		// go out together in the next request, so little is lost.
+		kgo.MaxProduceRequestsInflightPerBroker(1),
 	)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating transactional client: %w", err)
