@@ -49,6 +49,7 @@ start() {
 start producer  "$BIN/producer"
 start projector "$BIN/projector"
 start query-api "$BIN/query-api"
+start sweeper   "$BIN/warehouse" sweep   # reservation expiry, metrics on 127.0.0.1:9103 (docs/warehouse.md)
 
 echo "waiting for the first answer..."
 started=$(date +%s)
@@ -59,7 +60,7 @@ until curl -fsS "http://$API_ADDR/v1/stock/SKU-000042" >/dev/null 2>&1; do
   if (( $(date +%s) - started > 180 )); then echo "no answer after 180 s; see $LOGS/*.log" >&2; exit 1; fi
   sleep 0.5
 done
-start simulator "$BIN/warehouse" simulate --rate "$RATE" --products "$PRODUCTS" --warehouses "$WAREHOUSES"
+start simulator "$BIN/warehouse" simulate --no-sweep --rate "$RATE" --products "$PRODUCTS" --warehouses "$WAREHOUSES"
 
 cat <<INFO
 
@@ -69,8 +70,8 @@ cat <<INFO
     curl -s http://$API_ADDR/v1/stock/SKU-000042
     curl -s -XPOST http://$API_ADDR/v1/stock/bulk -d '{"product_ids":["SKU-000001","SKU-000002"]}'
   Metrics       producer http://127.0.0.1:9101/metrics   projector http://127.0.0.1:9102/metrics
-                query API http://$API_ADDR/metrics
-  Logs          $LOGS/{producer,projector,query-api,simulator}.log
+                query API http://$API_ADDR/metrics   sweeper http://127.0.0.1:9103/metrics
+  Logs          $LOGS/{producer,projector,query-api,sweeper,simulator}.log
 
   Ctrl-C stops everything this command started.
 INFO

@@ -1,8 +1,9 @@
 // Command warehouse is the stand-in for the warehouse systems in front of the
 // source database: it applies the schema (migrate), loads demo data (seed) and
-// generates a realistic write load through the SQL write API (simulate).
-// `make run` uses it. main only wires: the logic lives in internal/inventorydb
-// and scripts/warehouse/simulate.
+// generates a realistic write load through the SQL write API (simulate), and
+// runs the reservation expiry sweep production needs (sweep). `make run` uses
+// it. main only wires: the logic lives in internal/inventorydb,
+// scripts/warehouse/simulate and scripts/warehouse/sweep.
 package main
 
 import (
@@ -11,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -18,9 +21,14 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/stockpipe/stock/internal/inventorydb"
 	"github.com/stockpipe/stock/scripts/warehouse/simulate"
+	"github.com/stockpipe/stock/scripts/warehouse/sweep"
 )
 
 func main() {
@@ -44,6 +52,7 @@ type cli struct {
 	Migrate  migrateCmd  `cmd:"" help:"Apply the schema migrations (idempotent, safe to run concurrently)."`
 	Seed     seedCmd     `cmd:"" help:"Apply migrations, then idempotently create demo products, warehouses and stock."`
 	Simulate simulateCmd `cmd:"" help:"Generate warehouse write load through the SQL write API."`
+	Sweep    sweepCmd    `cmd:"" help:"Expire overdue reservations (stock_expire) at an interval until stopped, with Prometheus metrics."`
 }
 
 // Validate is called by kong after parsing; it joins every problem.
@@ -83,15 +92,29 @@ type simulateCmd struct {
 	ReservationTTL time.Duration `env:"STOCK_SIM_RESERVATION_TTL" default:"15m" help:"TTL of reservations that will be resolved."`
 	Seed           uint64        `env:"STOCK_SIM_SEED" default:"0" help:"Random seed; 0 picks one."`
 	TxMaxCalls     int           `name:"tx-max-calls" env:"STOCK_SIM_TX_MAX_CALLS" default:"1" help:"Write calls per source transaction, drawn from 1..N (1: each call its own transaction)."`
+	NoSweep        bool          `name:"no-sweep" env:"STOCK_SIM_NO_SWEEP" help:"Leave abandoned reservations to a separate 'warehouse sweep' process instead of sweeping them here."`
 }
 
 func (c *simulateCmd) config() simulate.Config {
 	return simulate.Config{
 		Rate: c.Rate, Duration: c.Duration, Products: c.Products, Warehouses: c.Warehouses,
 		Workers: c.Workers, ZipfS: c.ZipfS, ReservationTTL: c.ReservationTTL, Seed: c.Seed,
-		TxMaxCalls: c.TxMaxCalls,
+		TxMaxCalls: c.TxMaxCalls, NoSweep: c.NoSweep,
 	}
 }
+
+type sweepCmd struct {
+	Every       time.Duration `name:"every" env:"STOCK_SWEEP_EVERY" default:"1s" help:"Time between sweeps: the longest an expired reservation keeps its stock while the sweeper keeps up."`
+	Limit       int           `name:"limit" env:"STOCK_SWEEP_LIMIT" default:"1000" help:"Reservations expired per stock_expire call (one source transaction); a sweep calls again while calls come back full."`
+	Timeout     time.Duration `name:"timeout" env:"STOCK_SWEEP_TIMEOUT" default:"10s" help:"Bound of one stock_expire call."`
+	MetricsAddr string        `name:"metrics-addr" env:"STOCK_SWEEP_METRICS_ADDR" default:"127.0.0.1:9103" help:"Address of the /metrics endpoint (empty: none)."`
+}
+
+func (c *sweepCmd) config() sweep.Config {
+	return sweep.Config{Every: c.Every, Limit: c.Limit, Timeout: c.Timeout}
+}
+
+func (c *sweepCmd) Validate() error { return c.config().Validate() }
 
 func (c *simulateCmd) Validate() error { return c.config().Validate() }
 
@@ -189,6 +212,44 @@ func (c *simulateCmd) Run(ctx context.Context, log *slog.Logger, q inventorydb.Q
 		return err
 	}
 	return sim.Run(ctx)
+}
+
+func (c *sweepCmd) Run(ctx context.Context, log *slog.Logger, q inventorydb.Querier) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	sw, err := sweep.New(c.config(), q, log, reg)
+	if err != nil {
+		return err
+	}
+	log.Info("sweeping", "every", c.Every.String(), "limit", c.Limit, "timeout", c.Timeout.String(), "metrics_addr", c.MetricsAddr)
+	g, gctx := errgroup.WithContext(ctx)
+	if c.MetricsAddr != "" {
+		// Listen before serving so that a taken port fails the start.
+		ln, err := net.Listen("tcp", c.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listening for metrics on %s: %w", c.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		log.Info("serving metrics", "addr", ln.Addr().String())
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving metrics: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(shutdownCtx)
+		})
+	}
+	g.Go(func() error { return sw.Run(gctx) })
+	err = g.Wait()
+	log.Info("sweeper stopped", "error", err)
+	return err
 }
 
 // envResolver resolves a flag from the first non-empty variable of its env

@@ -5,8 +5,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stockpipe/stock/internal/inventorydb"
 	"github.com/stockpipe/stock/internal/testenv"
 )
 
@@ -74,6 +81,7 @@ func TestRunRejectsBadFlagsBeforeConnecting(t *testing.T) {
 		{"non-positive rate", []string{"simulate", "--rate", "0"}},
 		{"one warehouse cannot transfer", []string{"simulate", "--warehouses", "1"}},
 		{"too many products for SKU-%06d", []string{"seed", "--products", "1000000"}},
+		{"sweep limit of zero", []string{"sweep", "--limit", "0"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,3 +103,99 @@ func TestRunRejectsBadFlagsBeforeConnecting(t *testing.T) {
 		})
 	}
 }
+
+// The sweeper as make run starts it: a reservation past its expiry is
+// expired without any simulator, /metrics says so, and a signal (the
+// context) stops it cleanly. On a database of the test's own, so that a
+// sweeper of make run cannot take the reservation first.
+func TestSweepExpiresWithoutTheSimulator(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.Database(t, "test_sweep")
+	getenv := func(k string) string {
+		if k == "STOCK_PG_URL" {
+			return url
+		}
+		return ""
+	}
+	var out syncBuffer
+	if err := run(ctx, []string{"seed", "--products", "2", "--warehouses", "2"}, getenv, &out, &out); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out.String())
+	}
+	db, err := inventorydb.OpenPool(ctx, inventorydb.PoolConfig{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := inventorydb.Reserve(ctx, db, inventorydb.ReserveRequest{ReservationID: "abandoned",
+		ProductID: "SKU-000001", WarehouseID: "WH-01", Quantity: 3, TTL: time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(sctx, []string{"sweep", "--every", "100ms", "--metrics-addr", addr}, getenv, &out, &out)
+	}()
+	want := []string{"stock_sweeper_reservations_expired_total 1", "stock_sweeper_oldest_overdue_seconds 0",
+		"stock_sweeper_overdue_reservations 0", "stock_sweeper_errors_total 0", "stock_sweeper_last_success_timestamp_seconds 1"}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		body := scrape(addr)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q:\n%s\nlogs:\n%s", missing, body, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r, err := inventorydb.LoadReservation(ctx, db, "abandoned"); err != nil || r.Status != inventorydb.StatusExpired {
+		t.Errorf("reservation %+v, %v; want expired", r, err)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("sweep: %v\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("sweep did not stop")
+	}
+}
+
+func scrape(addr string) string {
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+// syncBuffer is written by the program while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -33,6 +33,11 @@ type Config struct {
 	Workers     int           // concurrent callers; 0 means 8
 	ZipfS       float64       // product skew, > 1; 0 means 1.1
 	ExpireEvery time.Duration // stock_expire sweep period; 0 means 1s
+	// NoSweep leaves the abandoned reservations to a separate sweeper
+	// (warehouse sweep, as make run starts it). Both sweeping at once is
+	// safe (stock_expire skips locked rows and takes only active ones), but
+	// the sweeper's metrics would miss what the simulator expired.
+	NoSweep     bool
 	ReportEvery time.Duration // progress log period; 0 means 10s
 	// ReservationTTL is the TTL of reservations the simulator means to
 	// resolve; 0 means 15m. Abandoned ones get 5..30s so the sweeper has work.
@@ -174,7 +179,7 @@ func (s *Simulator) Run(ctx context.Context) error {
 	}
 	s.log.Info("simulating warehouse load", "run_id", s.runID, "rate", s.cfg.Rate,
 		"workers", s.cfg.Workers, "products", s.cfg.Products, "warehouses", s.cfg.Warehouses,
-		"duration", s.cfg.Duration.String(), "tx_max_calls", max(s.cfg.TxMaxCalls, 1), "seed", s.cfg.Seed)
+		"duration", s.cfg.Duration.String(), "tx_max_calls", max(s.cfg.TxMaxCalls, 1), "seed", s.cfg.Seed, "sweep", !s.cfg.NoSweep)
 	start := time.Now()
 
 	// About 100 ms of calls (at least one per worker): a tick no worker is
@@ -189,7 +194,9 @@ func (s *Simulator) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	g.Go(func() error { s.sweep(gctx); return nil })
+	if !s.cfg.NoSweep {
+		g.Go(func() error { s.sweep(gctx); return nil })
+	}
 	g.Go(func() error { s.report(gctx); return nil })
 	err := g.Wait()
 
