@@ -127,6 +127,10 @@ func letterOf(r *kgo.Record) Letter {
 	return l
 }
 
+// stallTimeout is how long Read waits for the next record of a partition
+// short of its end before it gives up.
+const stallTimeout = 30 * time.Second
+
 // newClient is the one constructor of this package's Kafka client.
 func newClient(brokers []string) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("stock-projector-dlq"))
@@ -173,15 +177,32 @@ func Read(ctx context.Context, cfg Config, fn func(Letter) error) error {
 		return nil
 	}
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{cfg.DeadLetterTopic: from})
+	lastRecord := time.Now()
 	for len(todo) > 0 {
-		fs := cl.PollFetches(ctx)
+		// Records deleted by retention while we read would leave a
+		// partition short of its end for ever: give up instead of hanging.
+		if time.Since(lastRecord) > stallTimeout {
+			return fmt.Errorf("reading %s: no record for %s while partitions are short of their end offsets %v",
+				cfg.DeadLetterTopic, stallTimeout, todo)
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
 		if ctx.Err() != nil {
 			return fmt.Errorf("reading %s: %w", cfg.DeadLetterTopic, ctx.Err())
 		}
-		if err := fs.Err0(); err != nil {
-			return fmt.Errorf("reading %s: %w", cfg.DeadLetterTopic, err)
-		}
 		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
+				ferr = fmt.Errorf("reading %s: %w", cfg.DeadLetterTopic, err)
+			}
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if !fs.Empty() {
+			lastRecord = time.Now()
+		}
 		fs.EachRecord(func(r *kgo.Record) {
 			end, ok := todo[r.Partition]
 			if ferr != nil || !ok || r.Offset >= end {
