@@ -53,6 +53,16 @@ bench:
 bench-debezium:
 	@bash scripts/bench.sh debezium $(BENCH_ARGS)
 
+# The same benchmark RUNS times in a row, then median, min and max over the runs
+# (scripts/bench-series.sh). For the fixed-rate phase alone, 60 s per run:
+#   make bench-series RUNS=10 BENCH_ARGS="--fixed=fixed-1k=1000/1/60s --max-rates=0 --backlog=0 --no-rebuild"
+.PHONY: bench-series bench-debezium-series
+bench-series:
+	@RUNS=$${RUNS:-10} bash scripts/bench-series.sh pipeline $(BENCH_ARGS)
+
+bench-debezium-series:
+	@RUNS=$${RUNS:-5} bash scripts/bench-series.sh debezium $(BENCH_ARGS)
+
 # Producer alone: snapshot rows/s, streaming rows/s, one large transaction,
 # commit-to-Kafka latency at 1,000/s and at the writers' maximum.
 .PHONY: bench-producer

@@ -26,6 +26,7 @@ import (
 
 	"github.com/stockpipe/stock/scripts/bench/report"
 	"github.com/stockpipe/stock/scripts/bench/suite"
+	"github.com/stockpipe/stock/scripts/bench/summary"
 )
 
 func main() {
@@ -64,7 +65,7 @@ type pipelineCmd struct {
 	RebuildMetrics   string        `name:"rebuild-metrics" default:"127.0.0.1:19103" help:"Metrics address of the rebuild projector."`
 	APIAddr          string        `name:"api-addr" default:"127.0.0.1:18080" help:"Listen address of the query API started."`
 	Fixed            []string      `name:"fixed" default:"fixed-1k=1000/1/30s,fixed-10k=10000/1/30s" help:"Fixed-rate phases: name=calls_per_s/tx_max_calls/duration."`
-	MaxRates         []float64     `name:"max-rates" default:"2000,3000,4500,6000,10000" help:"Find-the-max: calls/s tried in order (stops once the source falls short by 30% or a step is not sustained)."`
+	MaxRates         []float64     `name:"max-rates" default:"2000,3000,4500,6000,10000" help:"Find-the-max: calls/s tried in order (stops once the source falls short by 30% or a step is not sustained); 0 skips it."`
 	MaxStep          time.Duration `name:"max-step" default:"20s" help:"Duration of each find-the-max step."`
 	MaxTxMaxCalls    int           `name:"max-tx-max-calls" default:"4" help:"Calls per source transaction (1..N) in find-the-max and catch-up."`
 	MaxP99           time.Duration `name:"max-p99" default:"500ms" help:"A step is sustained at most this p99 commit-to-API..."`
@@ -87,9 +88,14 @@ type debeziumCmd struct {
 	Heap         string        `name:"heap" default:"-Xms256m -Xmx1g" help:"JVM heap flags of the Connect worker."`
 }
 
+type summarizeCmd struct {
+	Files []string `arg:"" type:"existingfile" help:"Result files of several runs (bench-results/*.json)."`
+}
+
 type cli struct {
-	Pipeline pipelineCmd `cmd:"" help:"Benchmark producer, projector and query API end to end."`
-	Debezium debeziumCmd `cmd:"" help:"Benchmark our producer against Debezium's PostgreSQL connector."`
+	Pipeline  pipelineCmd  `cmd:"" help:"Benchmark producer, projector and query API end to end."`
+	Debezium  debeziumCmd  `cmd:"" help:"Benchmark our producer against Debezium's PostgreSQL connector."`
+	Summarize summarizeCmd `cmd:"" help:"Median, minimum and maximum over several runs' result files, as markdown tables."`
 }
 
 func parseSteps(specs []string) ([]suite.Step, error) {
@@ -142,6 +148,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+
+	if kctx.Command() == "summarize <files>" {
+		runs, err := summary.Load(c.Summarize.Files)
+		if err != nil {
+			return err
+		}
+		var pipe, peer []*report.Run
+		for _, r := range runs {
+			if r.Kind == "debezium" {
+				peer = append(peer, r)
+			} else {
+				pipe = append(pipe, r)
+			}
+		}
+		if len(pipe) > 0 {
+			summary.Pipeline(stdout, pipe)
+		}
+		if len(peer) > 0 {
+			summary.Peer(stdout, peer)
+		}
+		return nil
 	}
 
 	b := make([]byte, 4)

@@ -179,6 +179,9 @@ func RunPipeline(ctx context.Context, env *Env, id string) (*report.Run, error) 
 		run.Phases = append(run.Phases, ph)
 	}
 	for i, rate := range cfg.MaxRates {
+		if rate <= 0 {
+			continue // --max-rates=0 skips find-the-max
+		}
 		st := Step{Name: fmt.Sprintf("max-%d", i+1), Rate: rate, TxMaxCalls: cfg.MaxTxMaxCalls, Duration: cfg.MaxStep}
 		ph, err := p.phase(ctx, st)
 		if err != nil {
