@@ -19,8 +19,13 @@ BIN="$ROOT/.local/bin"
 LOGS="$ROOT/.local/run"
 mkdir -p "$BIN" "$LOGS"
 
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+export PROMETHEUS_API="$API_ADDR" # Prometheus scrapes the API where it listens
+
 stack_was_up=false
 if bash scripts/stack.sh status >/dev/null 2>&1; then stack_was_up=true; fi
+prometheus_was_up=false
+if bash scripts/stack.sh status 2>/dev/null | grep -q '^prometheus .* up '; then prometheus_was_up=true; fi
 
 pids=()
 cleanup() {
@@ -29,12 +34,18 @@ cleanup() {
   echo "stopping..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [[ $stack_was_up == false ]]; then bash scripts/stack.sh down || true; fi
+  if [[ $stack_was_up == false ]]; then
+    bash scripts/stack.sh down || true # Prometheus too
+  elif [[ $prometheus_was_up == false ]]; then
+    bash scripts/stack.sh down prometheus || true
+  fi
   echo "stopped."
 }
 trap cleanup INT TERM EXIT
 
 bash scripts/stack.sh up
+# Prometheus with the alert rules, scraping the programs started below.
+bash scripts/stack.sh up prometheus
 echo "building..."
 go build -o "$BIN/" ./producer ./projector ./query-api ./scripts/warehouse
 "$BIN/warehouse" migrate

@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Local service stack without Docker: PostgreSQL, Redis and a single-node Kafka, all bound
-# to 127.0.0.1, with every data file, log and PID file under one git-ignored folder.
+# to 127.0.0.1, with every data file, log and PID file under one git-ignored folder; and,
+# on request, Prometheus scraping the programs of `make run`.
 #
-#   scripts/stack.sh up     [postgres|redis|kafka ...]  install what is missing, start, wait until ready
-#   scripts/stack.sh down   [postgres|redis|kafka ...]  stop cleanly, by PID file
-#   scripts/stack.sh status                             one line per service; exit 1 if any is down
+#   scripts/stack.sh up     [postgres|redis|kafka|prometheus ...]  install what is missing, start, wait until ready
+#   scripts/stack.sh down   [postgres|redis|kafka|prometheus ...]  stop cleanly, by PID file
+#   scripts/stack.sh status            one line per service; exit 1 if postgres, redis or kafka is down
+#
+# `up` without names starts postgres, redis and kafka, what the tests need. Prometheus starts
+# only when named (`make run` does): it is for watching the programs, which only `make run`
+# runs on the ports it scrapes. `down` without names stops everything, Prometheus too.
 #
 # Environment:
 #   STACK_DIR               folder for data, logs and PID files (default: <repo>/.local)
@@ -12,11 +17,17 @@
 #   REDIS_PORT              Redis port             (default 6379)
 #   KAFKA_PORT              Kafka broker port      (default 9092)
 #   KAFKA_CONTROLLER_PORT   Kafka controller port  (default 9093)
+#   PROMETHEUS_PORT         Prometheus port        (default 9090)
+#   REDIS_EXPORTER_PORT     Redis exporter port    (default 9121), scraped by Prometheus
+#   PROMETHEUS_PRODUCER     producer metrics address    (default 127.0.0.1:9101)
+#   PROMETHEUS_PROJECTORS   projector metrics addresses, space-separated (default 127.0.0.1:9102)
+#   PROMETHEUS_API          query API address            (default: $STOCK_API_ADDR or 127.0.0.1:8080)
 #
 # Layout of $STACK_DIR:
 #   postgres/{data,run,postgres.log}   cluster (postmaster.pid is in data/), socket dir, log
 #   redis/{redis.conf,redis.pid,redis.log}
 #   kafka/{libs,data,logs,probe,server.properties,kafka.pid,ready}
+#   prometheus/{prometheus.yml,data,prometheus.log,prometheus.pid,redis-exporter.pid,redis-exporter.log}
 #
 # PostgreSQL refuses to run as root. When this script runs as root, the cluster belongs to
 # the unprivileged "postgres" system user (created by the Debian package): postgres/ is
@@ -25,7 +36,7 @@
 # reach it otherwise (for example a clone under /root). Run as any other user, everything
 # simply belongs to that user.
 #
-# PostgreSQL and Redis come from Debian packages, Kafka from jars resolved off Maven
+# PostgreSQL, Redis and Prometheus (with its Redis exporter) come from Debian packages, Kafka from jars resolved off Maven
 # Central by scripts/kafka/pom.xml. Debian's own PostgreSQL cluster and Redis service are
 # never used; if one of them holds our port it is stopped.
 set -euo pipefail
@@ -38,6 +49,11 @@ PG_PORT="${PG_PORT:-5432}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+REDIS_EXPORTER_PORT="${REDIS_EXPORTER_PORT:-9121}"
+PROMETHEUS_PRODUCER="${PROMETHEUS_PRODUCER:-127.0.0.1:9101}"
+PROMETHEUS_PROJECTORS="${PROMETHEUS_PROJECTORS:-127.0.0.1:9102}"
+PROMETHEUS_API="${PROMETHEUS_API:-${STOCK_API_ADDR:-127.0.0.1:8080}}"
 HOST=127.0.0.1
 
 # The application role and database: postgres://stock:stock@127.0.0.1:$PG_PORT/stock
@@ -71,11 +87,12 @@ KAFKA_PID="$KAFKA_DIR/kafka.pid"
 KAFKA_READY="$KAFKA_DIR/ready" # holds the PID of the broker the readiness probe accepted
 KAFKA_SRC="$ROOT/scripts/kafka"
 
-SERVICES=(postgres redis kafka)
+SERVICES=(postgres redis kafka)                # started by `up` without names
+ALL_SERVICES=(postgres redis kafka prometheus) # stopped by `down` without names
 
 # --- small helpers ------------------------------------------------------------------------
 
-say() { printf '%-9s %-16s %s\n' "$1" "$2" "$3"; }
+say() { printf '%-10s %-16s %s\n' "$1" "$2" "$3"; }
 die() { echo "stack: $*" >&2; exit 1; }
 
 # die_with_log MESSAGE LOGFILE: fail, showing the end of the log that explains why.
@@ -156,6 +173,12 @@ ensure_packages() {
       kafka)
         command -v javac >/dev/null || pkgs+=(default-jdk-headless) # javac: readiness probe
         command -v mvn >/dev/null || pkgs+=(maven)
+        ;;
+      prometheus)
+        # promtool (rule checks and tests in `make test`) comes with the prometheus package.
+        command -v prometheus >/dev/null || pkgs+=(prometheus)
+        command -v prometheus-redis-exporter >/dev/null || pkgs+=(prometheus-redis-exporter)
+        command -v curl >/dev/null || pkgs+=(curl) # readiness probe
         ;;
     esac
   done
@@ -591,17 +614,137 @@ down_kafka() {
   say kafka "$HOST:$KAFKA_PORT" stopped
 }
 
+# --- Prometheus -----------------------------------------------------------------------------
+
+# Prometheus scrapes the ports `make run` gives the programs (a program that is not running
+# is simply a target that is down) and a Redis exporter for memory and clients; it loads
+# scripts/prometheus/rules.yml, the same rules compose and production load.
+PROM_DIR="$STACK_DIR/prometheus"
+PROM_PIDFILE="$PROM_DIR/prometheus.pid"
+REXP_PIDFILE="$PROM_DIR/redis-exporter.pid"
+PROM_SRC="$ROOT/scripts/prometheus"
+
+prom_pid() { read_pid "$PROM_PIDFILE"; }
+prom_running() { alive "$(prom_pid)" prometheus; }
+prom_ready() { curl -fsS -o /dev/null --max-time 2 "http://$HOST:$PROMETHEUS_PORT/-/ready" 2>/dev/null; }
+rexp_pid() { read_pid "$REXP_PIDFILE"; }
+rexp_running() { alive "$(rexp_pid)" redis-exporter; }
+
+# quoted_list ADDR...: "a", "b" for a YAML flow list.
+quoted_list() {
+  local out="" a
+  for a in "$@"; do out+="${out:+, }\"$a\""; done
+  printf '%s' "$out"
+}
+
+# prom_write_config: rewritten on every `up`, so changed ports and targets take effect.
+prom_write_config() {
+  local t
+  t="$(<"$PROM_SRC/prometheus.yml.tmpl")"
+  t="${t//@RULES@/"$PROM_SRC/rules.yml"}"
+  t="${t//@PRODUCER@/"$(quoted_list "$PROMETHEUS_PRODUCER")"}"
+  # shellcheck disable=SC2086 # a space-separated list, split on purpose
+  t="${t//@PROJECTORS@/"$(quoted_list $PROMETHEUS_PROJECTORS)"}"
+  t="${t//@API@/"$(quoted_list "$PROMETHEUS_API")"}"
+  t="${t//@REDIS_EXPORTER@/"$(quoted_list "$HOST:$REDIS_EXPORTER_PORT")"}"
+  t="${t//@PROMETHEUS@/"$(quoted_list "$HOST:$PROMETHEUS_PORT")"}"
+  printf '# Written by scripts/stack.sh on every start; edits are lost.\n%s\n' "$t" >"$PROM_DIR/prometheus.yml"
+  promtool check config "$PROM_DIR/prometheus.yml" >"$PROM_DIR/check.log" 2>&1 ||
+    die_with_log "the generated Prometheus configuration is invalid" "$PROM_DIR/check.log"
+}
+
+# daemon PIDFILE LOG CMD...: start CMD in a session of its own (Ctrl-C in the terminal that
+# ran `up` must not reach it), recording its PID (see kafka_start).
+daemon() {
+  local pidfile=$1 log=$2
+  shift 2
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
+  setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pidfile" "$@" </dev/null >"$log" 2>&1 9>&- &
+}
+
+up_redis_exporter() {
+  local addr="$HOST:$REDIS_EXPORTER_PORT" i
+  if rexp_running; then
+    say redis-exp "$addr" "already running"
+    return
+  fi
+  port_open "$REDIS_EXPORTER_PORT" && die "port $REDIS_EXPORTER_PORT is taken by another process; stop it or set REDIS_EXPORTER_PORT
+$(port_owner "$REDIS_EXPORTER_PORT")"
+  daemon "$REXP_PIDFILE" "$PROM_DIR/redis-exporter.log" prometheus-redis-exporter \
+    -redis.addr "redis://$HOST:$REDIS_PORT" -web.listen-address "$addr"
+  for ((i = 0; i < 100; i++)); do
+    port_open "$REDIS_EXPORTER_PORT" && break
+    sleep 0.1
+  done
+  port_open "$REDIS_EXPORTER_PORT" || die_with_log "the redis exporter does not listen on $addr" "$PROM_DIR/redis-exporter.log"
+  say redis-exp "$addr" started
+}
+
+up_prometheus() {
+  local addr="$HOST:$PROMETHEUS_PORT" i
+  mkdir -p "$PROM_DIR/data"
+  prom_write_config
+  up_redis_exporter
+  if prom_running; then
+    # A running server rereads the configuration (targets may have changed) on SIGHUP.
+    kill -HUP "$(prom_pid)"
+    prom_ready || die "prometheus is running (pid $(prom_pid)) but not answering on $addr; run 'down prometheus' first if PROMETHEUS_PORT changed"
+    say prometheus "$addr" "already running (configuration reloaded)"
+    return
+  fi
+  # Debian's package ships a service of its own on the same default port; it is never used.
+  local debian_pid
+  debian_pid="$(pgrep -x -u prometheus prometheus 2>/dev/null | head -n 1 || true)"
+  if port_open "$PROMETHEUS_PORT" && alive "$debian_pid" prometheus; then
+    echo "stack: stopping Debian's prometheus service (pid $debian_pid), which holds port $PROMETHEUS_PORT"
+    kill -TERM "$debian_pid"
+    wait_gone "$debian_pid" 20 || die "Debian's prometheus (pid $debian_pid) did not stop"
+  fi
+  port_open "$PROMETHEUS_PORT" && die "port $PROMETHEUS_PORT is taken by another process; stop it or set PROMETHEUS_PORT
+$(port_owner "$PROMETHEUS_PORT")"
+  daemon "$PROM_PIDFILE" "$PROM_DIR/prometheus.log" prometheus \
+    --config.file="$PROM_DIR/prometheus.yml" --storage.tsdb.path="$PROM_DIR/data" \
+    --storage.tsdb.retention.time=7d --web.listen-address="$addr"
+  for ((i = 0; i < 300; i++)); do
+    prom_ready && break
+    sleep 0.1
+  done
+  prom_ready || die_with_log "prometheus does not answer on $addr" "$PROM_DIR/prometheus.log"
+  say prometheus "$addr" "started (http://$addr)"
+}
+
+down_prometheus() {
+  local pid was=""
+  # Prometheus first (it scrapes the exporter), then the exporter.
+  for pid in "$(prom_pid)" "$(rexp_pid)"; do
+    alive "$pid" prometheus || continue
+    was=1
+    kill -TERM "$pid"
+    wait_gone "$pid" 30 || die "pid $pid did not stop"
+  done
+  rm -f "$PROM_PIDFILE" "$REXP_PIDFILE"
+  if [[ -n "$was" ]]; then
+    say prometheus "$HOST:$PROMETHEUS_PORT" stopped
+  else
+    say prometheus "$HOST:$PROMETHEUS_PORT" "not running"
+  fi
+}
+
 # --- commands -----------------------------------------------------------------------------
 
 # select_services SERVICE...: sets SELECTED to the requested services (default: all).
+# select_services DEFAULTS SERVICE...: sets SELECTED to the requested services, else to
+# the array named DEFAULTS.
 SELECTED=()
 select_services() {
+  local -n defaults=$1
   local s
-  if (($# == 0)); then set -- "${SERVICES[@]}"; fi
+  shift
+  if (($# == 0)); then set -- "${defaults[@]}"; fi
   for s in "$@"; do
     case "$s" in
-      postgres | redis | kafka) SELECTED+=("$s") ;;
-      *) die "unknown service '$s' (expected postgres, redis or kafka)" ;;
+      postgres | redis | kafka | prometheus) SELECTED+=("$s") ;;
+      *) die "unknown service '$s' (expected postgres, redis, kafka or prometheus)" ;;
     esac
   done
 }
@@ -616,7 +759,7 @@ lock() {
 }
 
 cmd_up() {
-  select_services "$@"
+  select_services SERVICES "$@"
   lock
   ensure_packages "${SELECTED[@]}"
   local want=" ${SELECTED[*]} "
@@ -625,12 +768,13 @@ cmd_up() {
   [[ "$want" == *" postgres "* ]] && up_postgres
   [[ "$want" == *" redis "* ]] && up_redis
   [[ "$want" == *" kafka "* ]] && kafka_wait
+  [[ "$want" == *" prometheus "* ]] && up_prometheus
   return 0
 }
 
 cmd_down() {
   local i
-  select_services "$@"
+  select_services ALL_SERVICES "$@"
   lock
   # Reverse start order.
   for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
@@ -663,11 +807,17 @@ cmd_status() {
     say kafka "$HOST:$KAFKA_PORT" down
     all_up=1
   fi
+  # Optional: its state does not change the exit status.
+  if prom_running && prom_ready; then
+    say prometheus "$HOST:$PROMETHEUS_PORT" "up (pid $(prom_pid))  http://$HOST:$PROMETHEUS_PORT"
+  else
+    say prometheus "$HOST:$PROMETHEUS_PORT" "down (optional: stack.sh up prometheus)"
+  fi
   return "$all_up"
 }
 
 usage() {
-  sed -n '2,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 

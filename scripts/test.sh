@@ -13,8 +13,11 @@ export STOCK_REDIS_ADDR="${STOCK_REDIS_ADDR:-127.0.0.1:${REDIS_PORT:-6379}}"
 export STOCK_SCHEMA_REGISTRY_URL="${STOCK_SCHEMA_REGISTRY_URL:-http://127.0.0.1:${REGISTRY_PORT:-8081}/apis/ccompat/v7}"
 
 bash scripts/stack.sh up
-bash scripts/tools.sh          # kcat and python3-avro: the independent client of the topics
+bash scripts/tools.sh          # kcat, python3-avro, promtool and Prometheus
 bash scripts/registry.sh up    # a Confluent-compatible schema registry (Apicurio)
+# The alert rules: valid, and each alert's unit tests (scripts/prometheus/rules_test.yml).
+promtool check rules scripts/prometheus/rules.yml
+(cd scripts/prometheus && promtool test rules rules_test.yml)
 go vet ./...
 # -p 2: packages share one PostgreSQL and one broker on a 2-core machine;
 # more parallel packages only add contention and flakiness.

@@ -5,6 +5,9 @@
 #   kcat          an independent, non-Go Kafka client (internal/e2e/kcat_test.go)
 #   python3-avro  Apache Avro for Debian's python3: decodes the Avro values kcat reads,
 #                 since Debian builds kcat without Avro/Schema Registry support
+#   prometheus    promtool (checks and unit tests of scripts/prometheus/rules.yml) and the
+#                 server the dashboard test queries (internal/e2e/ops_test.go)
+#   prometheus-redis-exporter  Redis memory and clients for that server
 #
 #   scripts/tools.sh    install what is missing; quiet when nothing is
 set -euo pipefail
@@ -20,6 +23,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 pkgs=()
 command -v kcat >/dev/null || pkgs+=(kcat)
 installed python3-avro || pkgs+=(python3-avro)
+command -v promtool >/dev/null || pkgs+=(prometheus)
+command -v prometheus-redis-exporter >/dev/null || pkgs+=(prometheus-redis-exporter)
 ((${#pkgs[@]})) || exit 0
 
 apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
