@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kprom"
 
 	"github.com/stockpipe/stock/producer/cdc"
+	"github.com/stockpipe/stock/producer/status"
 )
 
 type cli struct {
@@ -50,6 +51,7 @@ type cli struct {
 
 	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`
 	Resnapshot resnapshotCmd `cmd:"" help:"Ask the running producer to write the current state of some or all products again, without stopping the stream."`
+	Status     struct{}      `cmd:"" help:"Print the slot, its owner in the slot ledger, the last checkpoint and the topics' end offsets, then exit."`
 }
 
 type resnapshotCmd struct {
@@ -110,6 +112,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if kctx.Command() == "status" {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		return status.Print(sctx, status.Config{PostgresURL: cfg.PostgresURL, Slot: cfg.Slot, Brokers: cfg.Brokers,
+			CheckpointTopic: cfg.CheckpointTopic, Topics: []string{cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic}}, stdout)
 	}
 	log.Info("producer starting", "config", redacted(cfg))
 	tuneMemory(ctx, log, c.MemoryLimitMiB)
