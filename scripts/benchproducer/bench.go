@@ -56,6 +56,8 @@ func (b *bench) close() {
 		_, _ = b.pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, b.name)
 		_ = b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)`, b.name).Scan(&left)
 		if !left {
+			// And its entry in the producer's slot ledger.
+			_, _ = b.pool.Exec(ctx, `DELETE FROM stock_producer_slots WHERE slot_name = $1`, b.name)
 			break
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -129,6 +129,8 @@ func (in *infra) dropSlot(ctx context.Context, slot string) error {
 			if err != nil {
 				return fmt.Errorf("dropping slot %s: %w", slot, err)
 			}
+			// And its entry in the producer's slot ledger (docs/producer.md).
+			_, _ = in.pg.Exec(ctx, `DELETE FROM stock_producer_slots WHERE slot_name = $1`, slot)
 			return nil
 		}
 		time.Sleep(300 * time.Millisecond)
