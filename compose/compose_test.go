@@ -15,6 +15,7 @@ import (
 )
 
 type service struct {
+	Volumes     []string          `yaml:"volumes"`
 	Image       string            `yaml:"image"`
 	Command     []string          `yaml:"command"`
 	Environment map[string]string `yaml:"environment"`
@@ -124,4 +125,42 @@ func TestComposeMatchesLocalStack(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Prometheus and Grafana of compose load the repository's rules and
+// dashboard (not copies), and Prometheus names its jobs as the local
+// stack does: the rules and the dashboard select on those names.
+func TestComposeMonitoring(t *testing.T) {
+	svcs := load(t)
+	for _, m := range []struct{ service, file string }{
+		{"prometheus", "../scripts/prometheus/rules.yml"},
+		{"prometheus", "./prometheus.yml"},
+		{"grafana", "../scripts/grafana/stock-pipeline.json"},
+		{"grafana", "./grafana/datasources.yml"},
+		{"grafana", "./grafana/dashboards.yml"},
+	} {
+		mounted := slices.ContainsFunc(svcs[m.service].Volumes, func(v string) bool { return strings.HasPrefix(v, m.file+":") })
+		if !mounted {
+			t.Errorf("%s does not mount %s", m.service, m.file)
+		}
+		if _, err := os.Stat(m.file); err != nil {
+			t.Errorf("%s mounts %s: %v", m.service, m.file, err)
+		}
+	}
+	jobs := func(path string) []string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, m := range regexp.MustCompile(`(?m)^\s*- job_name: (\S+)`).FindAllStringSubmatch(string(b), -1) {
+			names = append(names, m[1])
+		}
+		slices.Sort(names)
+		return names
+	}
+	local, composed := jobs("../scripts/prometheus/prometheus.yml.tmpl"), jobs("prometheus.yml")
+	if len(local) == 0 || !slices.Equal(local, composed) {
+		t.Errorf("compose Prometheus jobs %v, local stack's %v: they must be the same", composed, local)
+	}
 }
