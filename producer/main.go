@@ -125,7 +125,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	kmetrics := kprom.NewMetrics("stock_producer_kafka", kprom.Registerer(reg))
-	pipe, err := cdc.New(cfg, log, cdc.NewMetrics(reg), kgo.WithHooks(kmetrics))
+	metrics := cdc.NewMetrics(reg)
+	pipe, err := cdc.New(cfg, log, metrics, kgo.WithHooks(kmetrics))
 	if err != nil {
 		return err
 	}
@@ -168,6 +169,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if cdc.Permanent(err) {
 			return err
 		}
+		metrics.RunFailed()
 		log.Error("pipeline failed; restarting from kafka", "error", err, "backoff", backoff.String())
 		select {
 		case <-ctx.Done():

@@ -31,6 +31,10 @@ type Metrics struct {
 	// kafkaTriggers and kafkaMetadata: see kafkaWatch.
 	kafkaTriggers *prometheus.CounterVec
 	kafkaMetadata prometheus.Histogram
+	// lastConfirmed is when the LSN to confirm last moved; runFailures
+	// counts runs that ended in an error (each followed by a restart).
+	lastConfirmed prometheus.Gauge
+	runFailures   prometheus.Counter
 	// foreignRecords counts records of the levels and checkpoint topics
 	// that the producer's recovery ignored, by topic kind and reason.
 	foreignRecords *prometheus.CounterVec
@@ -41,6 +45,9 @@ type Metrics struct {
 	// not touch the state itself.
 	rowsSeen atomic.Int64
 }
+
+// RunFailed counts a run that ended in an error.
+func (m *Metrics) RunFailed() { m.runFailures.Inc() }
 
 func (m *Metrics) setState(rows, products int) {
 	m.stateRows.Set(float64(rows))
@@ -98,6 +105,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name:    "stock_producer_kafka_metadata_request_seconds",
 			Help:    "Metadata requests of the transactional client and their time, write to read.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		lastConfirmed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_last_confirmed_timestamp_seconds",
+			Help: "Unix time the LSN the producer confirms to PostgreSQL last moved forward (recorded in the slot ledger, then confirmed within 50 ms); an idle database still moves it with every heartbeat."}),
+		runFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_producer_run_failures_total",
+			Help: "Pipeline runs that ended in an error (Kafka or PostgreSQL unreachable, a fenced or failed Kafka transaction); each is followed by a restart from what Kafka holds."}),
 		foreignRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stock_producer_foreign_records_total",
 			Help: "Records the producer did not write, ignored while recovering from Kafka, by topic (levels, checkpoints) and reason."},
@@ -109,6 +122,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency, m.sourceDelay,
 		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow,
-		m.foreignRecords, m.slotRepairs, m.txnPhase, m.txnTotal, m.kafkaTriggers, m.kafkaMetadata)
+		m.foreignRecords, m.slotRepairs, m.txnPhase, m.lastConfirmed, m.runFailures, m.txnTotal, m.kafkaTriggers, m.kafkaMetadata)
 	return m
 }

@@ -267,7 +267,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return p.heartbeat(gctx, stream) })
-	g.Go(func() error { return keepLedger(gctx, ledger, stream) })
+	g.Go(func() error { return keepLedger(gctx, ledger, stream, p.metrics) })
 	return g.Wait()
 }
 

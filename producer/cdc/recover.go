@@ -149,7 +149,7 @@ func header(r *kgo.Record, key string) string {
 // confirm, then lets the stream confirm it. One UPDATE covers every batch
 // acked since the last, so under load it runs about as often as statuses
 // are sent (at most every 50 ms), never per batch.
-func keepLedger(ctx context.Context, l *source.Ledger, stream *source.Stream) error {
+func keepLedger(ctx context.Context, l *source.Ledger, stream *source.Stream, m *Metrics) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -169,5 +169,6 @@ func keepLedger(ctx context.Context, l *source.Ledger, stream *source.Stream) er
 			return err
 		}
 		stream.SetConfirmLimit(acked)
+		m.lastConfirmed.SetToCurrentTime()
 	}
 }
