@@ -51,14 +51,14 @@ const (
 
 func TestComposeMatchesLocalStack(t *testing.T) {
 	svcs := load(t)
-	for _, name := range []string{"postgres", "kafka", "redis", "producer", "projector", "query-api", "setup", "simulator"} {
+	for _, name := range []string{"postgres", "kafka", "redis", "producer", "projector", "query-api", "setup", "simulator", "sweeper"} {
 		if _, ok := svcs[name]; !ok {
 			t.Fatalf("service %s missing", name)
 		}
 	}
 	ports := []struct{ service, port string }{
 		{"postgres", pgPort}, {"kafka", kafkaPort}, {"redis", redisPort}, {"query-api", apiPort},
-		{"producer", "9101"}, {"projector", "9102"},
+		{"producer", "9101"}, {"projector", "9102"}, {"sweeper", "9103"},
 	}
 	for _, p := range ports {
 		t.Run("port "+p.service, func(t *testing.T) {
@@ -96,7 +96,7 @@ func TestComposeMatchesLocalStack(t *testing.T) {
 		}
 	})
 	t.Run("programs point at the compose services", func(t *testing.T) {
-		for _, name := range []string{"producer", "projector", "query-api", "setup", "simulator"} {
+		for _, name := range []string{"producer", "projector", "query-api", "setup", "simulator", "sweeper"} {
 			s := svcs[name]
 			if s.Build == nil || s.Build.Dockerfile != "compose/Dockerfile" {
 				t.Fatalf("%s must build from compose/Dockerfile", name)
@@ -109,6 +109,16 @@ func TestComposeMatchesLocalStack(t *testing.T) {
 		}
 		if got := svcs["query-api"].Command; !slices.Contains(got, ":"+apiPort) {
 			t.Fatalf("query-api command %v does not listen on %s", got, apiPort)
+		}
+	})
+	// As make run: the sweeper expires reservations and serves its metrics
+	// where Prometheus scrapes them; the simulator leaves expiry to it.
+	t.Run("the sweeper sweeps, the simulator does not", func(t *testing.T) {
+		if got := svcs["sweeper"].Command; len(got) < 2 || !slices.Equal(got[:2], []string{"warehouse", "sweep"}) || !slices.Contains(got, ":9103") {
+			t.Fatalf("sweeper command %v, want warehouse sweep --metrics-addr :9103", got)
+		}
+		if got := svcs["simulator"].Command; !slices.Contains(got, "--no-sweep") {
+			t.Fatalf("simulator command %v lacks --no-sweep", got)
 		}
 	})
 	t.Run("dockerfile builds every program", func(t *testing.T) {

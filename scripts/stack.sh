@@ -22,6 +22,7 @@
 #   PROMETHEUS_PRODUCER     producer metrics address    (default 127.0.0.1:9101)
 #   PROMETHEUS_PROJECTORS   projector metrics addresses, space-separated (default 127.0.0.1:9102)
 #   PROMETHEUS_API          query API address            (default: $STOCK_API_ADDR or 127.0.0.1:8080)
+#   PROMETHEUS_SWEEPER      reservation sweeper metrics address (default 127.0.0.1:9103)
 #
 # Layout of $STACK_DIR:
 #   postgres/{data,run,postgres.log}   cluster (postmaster.pid is in data/), socket dir, log
@@ -54,6 +55,7 @@ REDIS_EXPORTER_PORT="${REDIS_EXPORTER_PORT:-9121}"
 PROMETHEUS_PRODUCER="${PROMETHEUS_PRODUCER:-127.0.0.1:9101}"
 PROMETHEUS_PROJECTORS="${PROMETHEUS_PROJECTORS:-127.0.0.1:9102}"
 PROMETHEUS_API="${PROMETHEUS_API:-${STOCK_API_ADDR:-127.0.0.1:8080}}"
+PROMETHEUS_SWEEPER="${PROMETHEUS_SWEEPER:-127.0.0.1:9103}"
 HOST=127.0.0.1
 
 # The application role and database: postgres://stock:stock@127.0.0.1:$PG_PORT/stock
@@ -646,6 +648,7 @@ prom_write_config() {
   # shellcheck disable=SC2086 # a space-separated list, split on purpose
   t="${t//@PROJECTORS@/"$(quoted_list $PROMETHEUS_PROJECTORS)"}"
   t="${t//@API@/"$(quoted_list "$PROMETHEUS_API")"}"
+  t="${t//@SWEEPER@/"$(quoted_list "$PROMETHEUS_SWEEPER")"}"
   t="${t//@REDIS_EXPORTER@/"$(quoted_list "$HOST:$REDIS_EXPORTER_PORT")"}"
   t="${t//@PROMETHEUS@/"$(quoted_list "$HOST:$PROMETHEUS_PORT")"}"
   printf '# Written by scripts/stack.sh on every start; edits are lost.\n%s\n' "$t" >"$PROM_DIR/prometheus.yml"

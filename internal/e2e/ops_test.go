@@ -148,8 +148,9 @@ var troubleOnly = []string{
 	"stock_projector_rebuild_records_per_second",
 }
 
-// The dashboard and the rules against the real metrics: the three programs
-// and a Redis exporter scraped by a real Prometheus loading rules.yml, under
+// The dashboard and the rules against the real metrics: the three programs,
+// the reservation expiry sweeper (warehouse sweep) and a Redis exporter
+// scraped by a real Prometheus loading rules.yml, under
 // a few hundred stock changes and API reads. Every dashboard query must
 // answer with series, every recording rule too, every alert expression
 // must evaluate, and every metric a rule or panel names must exist, so that
@@ -162,7 +163,7 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	name := testenv.Name(t, "ops")
 	prefix := name + "."
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
-	api, projMetrics, prodMetrics, expAddr, promAddr := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	api, projMetrics, prodMetrics, sweepMetrics, expAddr, promAddr := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 	start(t, "projector", "--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
 		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", projMetrics)
 	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
@@ -170,6 +171,10 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	start(t, "producer", "--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", prodMetrics)
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
+	// The sweeper is a subcommand of the warehouse tool, not a program of
+	// its own: built like the programs, run like a tool.
+	startTool(t, binary(t, "scripts/warehouse"), "sweep", "--pg-url", conn.Config().ConnString(),
+		"--metrics-addr", sweepMetrics)
 	startTool(t, exporter, "-redis.addr", "redis://"+testenv.RedisAddr(), "-web.listen-address", expAddr)
 
 	// The local stack's configuration, scraping and evaluating every second
@@ -183,7 +188,8 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer("@RULES@", rules, "@PRODUCER@", quoted(prodMetrics), "@PROJECTORS@", quoted(projMetrics),
-		"@API@", quoted(api), "@REDIS_EXPORTER@", quoted(expAddr), "@PROMETHEUS@", quoted(promAddr),
+		"@API@", quoted(api), "@REDIS_EXPORTER@", quoted(expAddr), "@SWEEPER@", quoted(sweepMetrics),
+		"@PROMETHEUS@", quoted(promAddr),
 		"scrape_interval: 5s", "scrape_interval: 1s", "evaluation_interval: 5s", "evaluation_interval: 1s").Replace(string(tmpl))
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "prometheus.yml")
@@ -205,7 +211,7 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	// Every target scraped; the load then shows in rates and quantiles.
 	eventually(t, "every target up", 60*time.Second, func() (bool, string) {
 		res, err := q.query("up == 1")
-		return err == nil && len(res) == 5, fmt.Sprintf("%d of 5 targets up (%v)", len(res), err)
+		return err == nil && len(res) == 6, fmt.Sprintf("%d of 6 targets up (%v)", len(res), err)
 	})
 
 	t.Run("dashboard queries answer", func(t *testing.T) {
