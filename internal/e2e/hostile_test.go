@@ -256,7 +256,7 @@ func TestHostileRecordsChangeNothing(t *testing.T) {
 	// Once the projector's group committed past the hostile records, each
 	// of them was applied or dead-lettered: a batch's dead letters are
 	// acknowledged before its offset can move.
-	pjWait(t, 60*time.Second, "the projector to commit past the hostile records", committedToEnd(t, topic, p.group))
+	pjWait(t, 60*time.Second, "the projector to commit past the hostile records", pjCaughtUp(t, topic, p.group))
 	got := map[string]*kgo.Record{}
 	for _, r := range readAll(t, dlqTopic) {
 		name := caseOf(r.Headers)
@@ -516,46 +516,4 @@ func apiEqualsPG(t *testing.T, api string, conn *pgx.Conn, ids []string) string 
 		}
 	}
 	return ""
-}
-
-// committedToEnd reports, for pjWait, a partition of topic whose end offset
-// (taken now) group has not committed up to ("" when none). Unlike
-// pjCaughtUp it counts an empty partition as caught up: with a few random
-// product ids, a partition may hold no record at all, and the group never
-// commits one.
-func committedToEnd(t *testing.T, topic, group string) func() string {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	adm := kadm.NewClient(cl)
-	ctx := context.Background()
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatalf("listing end offsets of %s: %v", topic, err)
-	}
-	return func() string {
-		got, err := adm.FetchOffsetsForTopics(ctx, group, topic)
-		if err == nil {
-			err = got.Error()
-		}
-		if err != nil {
-			return err.Error()
-		}
-		why := ""
-		ends.Each(func(o kadm.ListedOffset) {
-			if o.Offset == 0 || why != "" {
-				return
-			}
-			if c, _ := got.Lookup(topic, o.Partition); c.At < o.Offset {
-				why = fmt.Sprintf("partition %d committed at %d, ends at %d", o.Partition, c.At, o.Offset)
-			}
-		})
-		return why
-	}
 }
