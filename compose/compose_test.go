@@ -173,4 +173,34 @@ func TestComposeMonitoring(t *testing.T) {
 	if len(local) == 0 || !slices.Equal(local, composed) {
 		t.Errorf("compose Prometheus jobs %v, local stack's %v: they must be the same", composed, local)
 	}
+
+	// The exporters watch the compose services (PostgreSQL as the stack's
+	// application role, as scripts/stack.sh does) and Prometheus scrapes
+	// each under the job name the rules select on.
+	b, err := os.ReadFile("prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct{ service, image, env, want, job, target string }{
+		{"redis-exporter", "oliver006/redis_exporter:", "REDIS_ADDR", "redis://redis:" + redisPort, "redis", "redis-exporter:9121"},
+		{"postgres-exporter", "quay.io/prometheuscommunity/postgres-exporter:", "DATA_SOURCE_NAME",
+			"postgres://stock:stock@postgres:" + pgPort + "/stock?sslmode=disable", "postgres", "postgres-exporter:9187"},
+	} {
+		t.Run(e.service, func(t *testing.T) {
+			s, ok := svcs[e.service]
+			if !ok {
+				t.Fatalf("service %s missing", e.service)
+			}
+			if !strings.HasPrefix(s.Image, e.image) {
+				t.Errorf("%s image %q, want %s...", e.service, s.Image, e.image)
+			}
+			if s.Environment[e.env] != e.want {
+				t.Errorf("%s %s=%q, want %q", e.service, e.env, s.Environment[e.env], e.want)
+			}
+			job := regexp.MustCompile(`(?m)^\s*- job_name: ` + regexp.QuoteMeta(e.job) + `\n\s*static_configs: \[\{targets: \["` + regexp.QuoteMeta(e.target) + `"\]\}\]`)
+			if !job.Match(b) {
+				t.Errorf("compose Prometheus has no job %s scraping %s", e.job, e.target)
+			}
+		})
+	}
 }

@@ -19,6 +19,7 @@
 #   KAFKA_CONTROLLER_PORT   Kafka controller port  (default 9093)
 #   PROMETHEUS_PORT         Prometheus port        (default 9090)
 #   REDIS_EXPORTER_PORT     Redis exporter port    (default 9121), scraped by Prometheus
+#   POSTGRES_EXPORTER_PORT  PostgreSQL exporter port (default 9187), scraped by Prometheus
 #   PROMETHEUS_PRODUCER     producer metrics address    (default 127.0.0.1:9101)
 #   PROMETHEUS_PROJECTORS   projector metrics addresses, space-separated (default 127.0.0.1:9102)
 #   PROMETHEUS_API          query API address            (default: $STOCK_API_ADDR or 127.0.0.1:8080)
@@ -28,7 +29,8 @@
 #   postgres/{data,run,postgres.log}   cluster (postmaster.pid is in data/), socket dir, log
 #   redis/{redis.conf,redis.pid,redis.log}
 #   kafka/{libs,data,logs,probe,server.properties,kafka.pid,ready}
-#   prometheus/{prometheus.yml,data,prometheus.log,prometheus.pid,redis-exporter.pid,redis-exporter.log}
+#   prometheus/{prometheus.yml,data,prometheus.log,prometheus.pid,redis-exporter.pid,redis-exporter.log,
+#               postgres-exporter.pid,postgres-exporter.log}
 #
 # PostgreSQL refuses to run as root. When this script runs as root, the cluster belongs to
 # the unprivileged "postgres" system user (created by the Debian package): postgres/ is
@@ -37,7 +39,7 @@
 # reach it otherwise (for example a clone under /root). Run as any other user, everything
 # simply belongs to that user.
 #
-# PostgreSQL, Redis and Prometheus (with its Redis exporter) come from Debian packages, Kafka from jars resolved off Maven
+# PostgreSQL, Redis and Prometheus (with its Redis and PostgreSQL exporters) come from Debian packages, Kafka from jars resolved off Maven
 # Central by scripts/kafka/pom.xml. Debian's own PostgreSQL cluster and Redis service are
 # never used; if one of them holds our port it is stopped.
 set -euo pipefail
@@ -52,6 +54,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 REDIS_EXPORTER_PORT="${REDIS_EXPORTER_PORT:-9121}"
+POSTGRES_EXPORTER_PORT="${POSTGRES_EXPORTER_PORT:-9187}"
 PROMETHEUS_PRODUCER="${PROMETHEUS_PRODUCER:-127.0.0.1:9101}"
 PROMETHEUS_PROJECTORS="${PROMETHEUS_PROJECTORS:-127.0.0.1:9102}"
 PROMETHEUS_API="${PROMETHEUS_API:-${STOCK_API_ADDR:-127.0.0.1:8080}}"
@@ -180,6 +183,7 @@ ensure_packages() {
         # promtool (rule checks and tests in `make test`) comes with the prometheus package.
         command -v prometheus >/dev/null || pkgs+=(prometheus)
         command -v prometheus-redis-exporter >/dev/null || pkgs+=(prometheus-redis-exporter)
+        command -v prometheus-postgres-exporter >/dev/null || pkgs+=(prometheus-postgres-exporter)
         command -v curl >/dev/null || pkgs+=(curl) # readiness probe
         ;;
     esac
@@ -619,11 +623,13 @@ down_kafka() {
 # --- Prometheus -----------------------------------------------------------------------------
 
 # Prometheus scrapes the ports `make run` gives the programs (a program that is not running
-# is simply a target that is down) and a Redis exporter for memory and clients; it loads
+# is simply a target that is down), a Redis exporter for memory and clients and a PostgreSQL
+# exporter for connections, transactions and size of the stack's database; it loads
 # scripts/prometheus/rules.yml, the same rules compose and production load.
 PROM_DIR="$STACK_DIR/prometheus"
 PROM_PIDFILE="$PROM_DIR/prometheus.pid"
 REXP_PIDFILE="$PROM_DIR/redis-exporter.pid"
+PEXP_PIDFILE="$PROM_DIR/postgres-exporter.pid"
 PROM_SRC="$ROOT/scripts/prometheus"
 
 prom_pid() { read_pid "$PROM_PIDFILE"; }
@@ -631,6 +637,8 @@ prom_running() { alive "$(prom_pid)" prometheus; }
 prom_ready() { curl -fsS -o /dev/null --max-time 2 "http://$HOST:$PROMETHEUS_PORT/-/ready" 2>/dev/null; }
 rexp_pid() { read_pid "$REXP_PIDFILE"; }
 rexp_running() { alive "$(rexp_pid)" redis-exporter; }
+pexp_pid() { read_pid "$PEXP_PIDFILE"; }
+pexp_running() { alive "$(pexp_pid)" postgres-exporter; }
 
 # quoted_list ADDR...: "a", "b" for a YAML flow list.
 quoted_list() {
@@ -650,6 +658,7 @@ prom_write_config() {
   t="${t//@API@/"$(quoted_list "$PROMETHEUS_API")"}"
   t="${t//@SWEEPER@/"$(quoted_list "$PROMETHEUS_SWEEPER")"}"
   t="${t//@REDIS_EXPORTER@/"$(quoted_list "$HOST:$REDIS_EXPORTER_PORT")"}"
+  t="${t//@POSTGRES_EXPORTER@/"$(quoted_list "$HOST:$POSTGRES_EXPORTER_PORT")"}"
   t="${t//@PROMETHEUS@/"$(quoted_list "$HOST:$PROMETHEUS_PORT")"}"
   printf '# Written by scripts/stack.sh on every start; edits are lost.\n%s\n' "$t" >"$PROM_DIR/prometheus.yml"
   promtool check config "$PROM_DIR/prometheus.yml" >"$PROM_DIR/check.log" 2>&1 ||
@@ -683,11 +692,37 @@ $(port_owner "$REDIS_EXPORTER_PORT")"
   say redis-exp "$addr" started
 }
 
+# The PostgreSQL exporter (0.11 reads its connection from DATA_SOURCE_NAME; the URL stays
+# out of its command line) watches the stack's database as the application role: pg_up,
+# connections against max_connections, transactions and database sizes. A PostgreSQL that
+# is down is not an error here: the exporter then reports pg_up 0 (StockPostgresDown).
+up_postgres_exporter() {
+  local addr="$HOST:$POSTGRES_EXPORTER_PORT" i
+  if pexp_running; then
+    say pg-exp "$addr" "already running"
+    return
+  fi
+  # Debian's package ships a service of its own on the same default port (started where
+  # systemd runs): stop it (systemctl stop prometheus-postgres-exporter) or set the port.
+  port_open "$POSTGRES_EXPORTER_PORT" && die "port $POSTGRES_EXPORTER_PORT is taken by another process (Debian's prometheus-postgres-exporter service?); stop it or set POSTGRES_EXPORTER_PORT
+$(port_owner "$POSTGRES_EXPORTER_PORT")"
+  DATA_SOURCE_NAME="postgres://$PG_APP_USER:$PG_APP_PASSWORD@$HOST:$PG_PORT/$PG_APP_DB?sslmode=disable" \
+    daemon "$PEXP_PIDFILE" "$PROM_DIR/postgres-exporter.log" prometheus-postgres-exporter \
+    --web.listen-address="$addr"
+  for ((i = 0; i < 100; i++)); do
+    port_open "$POSTGRES_EXPORTER_PORT" && break
+    sleep 0.1
+  done
+  port_open "$POSTGRES_EXPORTER_PORT" || die_with_log "the postgres exporter does not listen on $addr" "$PROM_DIR/postgres-exporter.log"
+  say pg-exp "$addr" started
+}
+
 up_prometheus() {
   local addr="$HOST:$PROMETHEUS_PORT" i
   mkdir -p "$PROM_DIR/data"
   prom_write_config
   up_redis_exporter
+  up_postgres_exporter
   if prom_running; then
     # A running server rereads the configuration (targets may have changed) on SIGHUP.
     kill -HUP "$(prom_pid)"
@@ -718,14 +753,14 @@ $(port_owner "$PROMETHEUS_PORT")"
 
 down_prometheus() {
   local pid was=""
-  # Prometheus first (it scrapes the exporter), then the exporter.
-  for pid in "$(prom_pid)" "$(rexp_pid)"; do
+  # Prometheus first (it scrapes the exporters), then the exporters.
+  for pid in "$(prom_pid)" "$(rexp_pid)" "$(pexp_pid)"; do
     alive "$pid" prometheus || continue
     was=1
     kill -TERM "$pid"
     wait_gone "$pid" 30 || die "pid $pid did not stop"
   done
-  rm -f "$PROM_PIDFILE" "$REXP_PIDFILE"
+  rm -f "$PROM_PIDFILE" "$REXP_PIDFILE" "$PEXP_PIDFILE"
   if [[ -n "$was" ]]; then
     say prometheus "$HOST:$PROMETHEUS_PORT" stopped
   else

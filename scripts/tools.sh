@@ -8,6 +8,7 @@
 #   prometheus    promtool (checks and unit tests of scripts/prometheus/rules.yml) and the
 #                 server the dashboard test queries (internal/e2e/ops_test.go)
 #   prometheus-redis-exporter  Redis memory and clients for that server
+#   prometheus-postgres-exporter  PostgreSQL up, connections, transactions and size for it
 #
 #   scripts/tools.sh    install what is missing; quiet when nothing is
 set -euo pipefail
@@ -25,6 +26,7 @@ command -v kcat >/dev/null || pkgs+=(kcat)
 installed python3-avro || pkgs+=(python3-avro)
 command -v promtool >/dev/null || pkgs+=(prometheus)
 command -v prometheus-redis-exporter >/dev/null || pkgs+=(prometheus-redis-exporter)
+command -v prometheus-postgres-exporter >/dev/null || pkgs+=(prometheus-postgres-exporter)
 ((${#pkgs[@]})) || exit 0
 
 apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)

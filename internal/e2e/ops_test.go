@@ -149,8 +149,9 @@ var troubleOnly = []string{
 }
 
 // The dashboard and the rules against the real metrics: the three programs,
-// the reservation expiry sweeper (warehouse sweep) and a Redis exporter
-// scraped by a real Prometheus loading rules.yml, under
+// the reservation expiry sweeper (warehouse sweep), a Redis exporter and a
+// PostgreSQL exporter (on the test's database) scraped by a real Prometheus
+// loading rules.yml, under
 // a few hundred stock changes and API reads. Every dashboard query must
 // answer with series, every recording rule too, every alert expression
 // must evaluate, and every metric a rule or panel names must exist, so that
@@ -158,12 +159,13 @@ var troubleOnly = []string{
 func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	prom := tool(t, "prometheus")
 	exporter := tool(t, "prometheus-redis-exporter")
+	pgExporter := tool(t, "prometheus-postgres-exporter")
 
 	conn := db(t, 200, 5)
 	name := testenv.Name(t, "ops")
 	prefix := name + "."
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
-	api, projMetrics, prodMetrics, sweepMetrics, expAddr, promAddr := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	api, projMetrics, prodMetrics, sweepMetrics, expAddr, pgExpAddr, promAddr := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
 	start(t, "projector", "--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
 		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", projMetrics)
 	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
@@ -176,6 +178,9 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	startTool(t, binary(t, "scripts/warehouse"), "sweep", "--pg-url", conn.Config().ConnString(),
 		"--metrics-addr", sweepMetrics)
 	startTool(t, exporter, "-redis.addr", "redis://"+testenv.RedisAddr(), "-web.listen-address", expAddr)
+	// Version 0.11 takes its connection from DATA_SOURCE_NAME only.
+	startToolEnv(t, []string{"DATA_SOURCE_NAME=" + conn.Config().ConnString()}, pgExporter,
+		"--web.listen-address="+pgExpAddr)
 
 	// The local stack's configuration, scraping and evaluating every second
 	// so that rates and rules have samples within seconds.
@@ -188,7 +193,8 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := strings.NewReplacer("@RULES@", rules, "@PRODUCER@", quoted(prodMetrics), "@PROJECTORS@", quoted(projMetrics),
-		"@API@", quoted(api), "@REDIS_EXPORTER@", quoted(expAddr), "@SWEEPER@", quoted(sweepMetrics),
+		"@API@", quoted(api), "@REDIS_EXPORTER@", quoted(expAddr), "@POSTGRES_EXPORTER@", quoted(pgExpAddr),
+		"@SWEEPER@", quoted(sweepMetrics),
 		"@PROMETHEUS@", quoted(promAddr),
 		"scrape_interval: 5s", "scrape_interval: 1s", "evaluation_interval: 5s", "evaluation_interval: 1s").Replace(string(tmpl))
 	dir := t.TempDir()
@@ -211,7 +217,7 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	// Every target scraped; the load then shows in rates and quantiles.
 	eventually(t, "every target up", 60*time.Second, func() (bool, string) {
 		res, err := q.query("up == 1")
-		return err == nil && len(res) == 6, fmt.Sprintf("%d of 6 targets up (%v)", len(res), err)
+		return err == nil && len(res) == 7, fmt.Sprintf("%d of 7 targets up (%v)", len(res), err)
 	})
 
 	t.Run("dashboard queries answer", func(t *testing.T) {
@@ -254,20 +260,31 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	})
 }
 
-// metricName finds the metric names of our programs and the Redis exporter
-// in an expression (recording rules are named stock:..., with a colon).
-var metricName = regexp.MustCompile(`\b(stock|redis)_[a-z0-9_]+\b`)
+// metricName finds the metric names of our programs and the Redis and
+// PostgreSQL exporters in an expression (recording rules are named
+// stock:..., with a colon).
+var metricName = regexp.MustCompile(`\b(stock|redis|pg)_[a-z0-9_]+\b`)
 
 func quoted(addr string) string { return `"` + addr + `"` }
 
 // startTool runs a command-line tool for the test's life.
 func startTool(t *testing.T, path string, args ...string) {
 	t.Helper()
+	startToolEnv(t, nil, path, args...)
+}
+
+// startToolEnv runs a command-line tool for the test's life, with env
+// ("NAME=value") added to the test's environment.
+func startToolEnv(t *testing.T, env []string, path string, args ...string) {
+	t.Helper()
 	out, err := os.CreateTemp(t.TempDir(), filepath.Base(path)+"-*.log")
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(path, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", path, err)
