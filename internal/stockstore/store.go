@@ -229,6 +229,7 @@ func (s *Store) watermarkCall(m Watermark) (scriptCall, error) {
 		Position:   m.Position.String(),
 		CommitTime: m.CommitTime.UTC(),
 		AppliedAt:  at.UTC(),
+		CaughtUp:   m.CaughtUp,
 	})
 	if err != nil {
 		return scriptCall{}, fmt.Errorf("encoding watermark of %s/%d: %w", m.Topic, m.Partition, err)
@@ -427,7 +428,7 @@ func (s *Store) Watermarks(ctx context.Context, topic string) ([]Watermark, erro
 		}
 		out = append(out, Watermark{
 			Topic: topic, Partition: int32(part), Offset: d.Offset,
-			Position: p, CommitTime: d.CommitTime, AppliedAt: d.AppliedAt,
+			Position: p, CommitTime: d.CommitTime, AppliedAt: d.AppliedAt, CaughtUp: d.CaughtUp,
 		})
 	}
 	slices.SortFunc(out, func(a, b Watermark) int { return int(a.Partition) - int(b.Partition) })

@@ -75,6 +75,12 @@ type Watermark struct {
 	Position   position.Position
 	CommitTime time.Time
 	AppliedAt  time.Time
+	// CaughtUp says the batch reached the partition's end as the projector
+	// last saw it: nothing was waiting behind it when it was applied. A
+	// partition that goes quiet after a backlog (a snapshot, a restart)
+	// keeps the lateness of its last batch for good; caught up, that is
+	// not lag.
+	CaughtUp bool
 }
 
 // watermarkDoc is the stored JSON form of a Watermark.
@@ -83,4 +89,5 @@ type watermarkDoc struct {
 	Position   string    `json:"position"`
 	CommitTime time.Time `json:"commit_time"`
 	AppliedAt  time.Time `json:"applied_at"`
+	CaughtUp   bool      `json:"caught_up,omitempty"`
 }

@@ -170,6 +170,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.mu.Lock()
 			w := c.workers[p.Partition]
 			c.mu.Unlock()
+			if w != nil {
+				w.hwm.Store(p.HighWatermark)
+			}
 			if w == nil {
 				// Cannot happen while rebalances are blocked on poll; the
 				// records are not committed, so the owner reads them again.

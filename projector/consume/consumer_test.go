@@ -238,6 +238,21 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 		}
 		return true
 	})
+	// With everything applied and nothing behind, every partition's
+	// watermark says it is caught up: readiness must not hold the lateness
+	// of a backlog's last batch against a partition that went quiet.
+	waitFor(t, "every watermark to say caught up", func() bool {
+		marks, err := st.Watermarks(context.Background(), topic)
+		if err != nil || len(marks) != len(wantCommitted) {
+			return false
+		}
+		for _, m := range marks {
+			if !m.CaughtUp {
+				return false
+			}
+		}
+		return true
+	})
 	for p := range wantCommitted {
 		var m dto.Metric
 		if err := c.metrics.consumerLag.WithLabelValues(topic, partitionLabel(p)).Write(&m); err != nil {

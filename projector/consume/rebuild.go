@@ -446,6 +446,8 @@ type replay struct {
 type chunk struct {
 	partition int32
 	recs      []*kgo.Record
+	// caughtUp: the last chunk read up to this phase's end of its partition.
+	caughtUp bool
 }
 
 // until replays every partition up to (not including) ends, then returns
@@ -530,6 +532,9 @@ func (r *replay) read(ctx context.Context, ends map[int32]int64, work chan<- chu
 			for c := range slices.Chunk(recs, r.cfg.BatchSize) {
 				send = append(send, chunk{partition: fp.Partition, recs: c})
 			}
+			if n := len(send); n > 0 && send[n-1].partition == fp.Partition && r.next[fp.Partition] >= ends[fp.Partition] {
+				send[n-1].caughtUp = true
+			}
 		})
 		for _, c := range send {
 			select {
@@ -551,7 +556,7 @@ func (r *replay) apply(ctx context.Context, c chunk) error {
 	}
 	last := c.recs[len(c.recs)-1]
 	mark := stockstore.Watermark{Topic: last.Topic, Partition: c.partition, Offset: last.Offset,
-		Position: b.last, CommitTime: b.lastCommit}
+		Position: b.last, CommitTime: b.lastCommit, CaughtUp: c.caughtUp}
 	var marks []stockstore.Watermark
 	if !b.last.IsZero() {
 		marks = append(marks, mark)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -38,6 +39,9 @@ type worker struct {
 	// batches in which no record decoded.
 	last       position.Position
 	lastCommit time.Time
+	// hwm is the partition's high watermark as of the latest fetch handed
+	// to this worker: a batch ending there left nothing behind it.
+	hwm atomic.Int64
 }
 
 func newWorker(c *Consumer, cl *kgo.Client, topic string, partition int32) *worker {
@@ -144,6 +148,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 		mark := stockstore.Watermark{
 			Topic: w.topic, Partition: w.partition, Offset: lastData.Offset,
 			Position: w.last, CommitTime: w.lastCommit,
+			CaughtUp: lastRec.Offset+1 >= w.hwm.Load(),
 		}
 		var ok bool
 		if applied, ok = w.apply(b.snaps, mark); !ok {

@@ -107,7 +107,10 @@ func (s *server) healthz(c echo.Context) error {
 // partition as how far behind the source commit its last batch was applied
 // (applied_at - commit_time), the worst partition counting: it is high while
 // the projector catches up on a backlog and stays low when the source is
-// merely idle, which "now - last commit" would confuse with lag.
+// merely idle, which "now - last commit" would confuse with lag. A partition
+// whose last batch reached its end (caught up) has no lag, however late that
+// batch was: after a snapshot or a restart, a quiet partition would
+// otherwise keep the API unready until its next write.
 func (s *server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.StoreTimeout)
 	defer cancel()
@@ -167,7 +170,11 @@ func (s *server) readiness(ctx context.Context) (map[string]any, *apiError) {
 	var lag time.Duration
 	var lastApplied time.Time
 	for _, m := range marks {
-		lag = max(lag, m.AppliedAt.Sub(m.CommitTime))
+		if !m.CaughtUp {
+			// A partition whose last batch reached its end has nothing
+			// waiting, however late that batch was applied.
+			lag = max(lag, m.AppliedAt.Sub(m.CommitTime))
+		}
 		if m.AppliedAt.After(lastApplied) {
 			lastApplied = m.AppliedAt
 		}

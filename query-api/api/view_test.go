@@ -224,6 +224,7 @@ func TestReadiness(t *testing.T) {
 		return stockstore.Watermark{Topic: "stock.levels.v1", Partition: part, Offset: 1,
 			Position: position.Position{LSN: 1, Index: 1}, CommitTime: commit, AppliedAt: applied}
 	}
+	caughtUp := func(m stockstore.Watermark) stockstore.Watermark { m.CaughtUp = true; return m }
 	now := time.Now()
 	tests := []struct {
 		name       string
@@ -240,6 +241,8 @@ func TestReadiness(t *testing.T) {
 			[]stockstore.Watermark{mark(0, now.Add(-time.Hour), now.Add(-time.Hour+time.Second)), mark(1, now, now)}, true, 200, "ok", "ok"},
 		{"one partition catching up", time.Minute,
 			[]stockstore.Watermark{mark(0, now.Add(-10*time.Minute), now), mark(1, now, now)}, true, 503, "lagging", "ok"},
+		{"a backlog applied to its end, then quiet", time.Minute,
+			[]stockstore.Watermark{caughtUp(mark(0, now.Add(-10*time.Minute), now.Add(-5*time.Minute))), mark(1, now, now)}, true, 200, "ok", "ok"},
 		{"projector gone, source idle", time.Minute,
 			[]stockstore.Watermark{mark(0, now.Add(-time.Hour), now.Add(-time.Hour+time.Second))}, false, 503, "ok", "no heartbeat: no projector is running"},
 	}
