@@ -333,11 +333,15 @@ func (h *handler) shutdown(ctx context.Context) error {
 		return fmt.Errorf("flushing on shutdown: %w", sctx.Err())
 	}
 	// The ledger first: the stream confirms nothing it has not recorded.
+	// Failing that, it confirms what was recorded before; confirming less
+	// is always safe (the slot sends the rest again, and the checkpoint
+	// skips it).
 	if acked := h.stream.Acked(); acked > h.ledger.Recorded() {
 		if err := h.ledger.Record(sctx, acked); err != nil {
-			return fmt.Errorf("recording the last confirmed lsn: %w", err)
+			h.p.log.Warn("shutdown: could not record the last lsn in the slot ledger; confirming the one recorded before", "error", err)
+		} else {
+			h.stream.SetConfirmLimit(acked)
 		}
-		h.stream.SetConfirmLimit(acked)
 	}
 	if err := h.stream.SendStatus(sctx); err != nil {
 		return err

@@ -145,6 +145,9 @@ func header(r *kgo.Record, key string) string {
 	return ""
 }
 
+// ledgerTimeout bounds one ledger update.
+const ledgerTimeout = 10 * time.Second
+
 // keepLedger records in the slot ledger each LSN the stream is about to
 // confirm, then lets the stream confirm it. One UPDATE covers every batch
 // acked since the last, so under load it runs about as often as statuses
@@ -162,7 +165,13 @@ func keepLedger(ctx context.Context, l *source.Ledger, stream *source.Stream, m 
 		if acked <= l.Recorded() {
 			continue
 		}
-		if err := l.Record(ctx, acked); err != nil {
+		// Not under ctx: pgx closes a connection whose query a context
+		// interrupts, and the shutdown records its last LSN on the same
+		// connection after ctx ended.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ledgerTimeout)
+		err := l.Record(rctx, acked)
+		cancel()
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
