@@ -297,8 +297,7 @@ func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
 			}
 			return fmt.Errorf("writing heartbeat: %w", err)
 		}
-		var lag *int64
-		if err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, p.cfg.Slot).Scan(&lag); err == nil && lag != nil {
+		if lag, err := source.SlotLagBytes(ctx, conn, p.cfg.Slot); err == nil && lag != nil {
 			p.metrics.slotLagBytes.Set(float64(*lag))
 		}
 		if rows := int(p.metrics.rowsSeen.Load()); rows > 0 {

@@ -137,13 +137,7 @@ func TestStrayRecordsNeitherStopNorChangeARestart(t *testing.T) {
 // a transaction, and stops the start with how to recover when it claims
 // more than the database ever wrote.
 func TestForgedCheckpoints(t *testing.T) {
-	h := newHarness(t)
-	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
-	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
-	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
-	h.start()
-	h.waitLevel("snapshot", "P1", "W1=10")
-	h.stop()
+	h := snapshottedAndStopped(t)
 
 	forged, _ := json.Marshal(map[string]any{"slot": h.cfg.Slot, "commit_lsn": uint64(1) << 60, "end_lsn": uint64(1) << 60, "snapshot_done": true})
 	cp := func() *kgo.Record {
@@ -170,13 +164,7 @@ func TestForgedCheckpoints(t *testing.T) {
 // --take-over-slot makes the slot the second's, and the first is refused in
 // turn instead of resuming from where the second left the slot.
 func TestSecondDeploymentNeverTakesTheSlotSilently(t *testing.T) {
-	h := newHarness(t)
-	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
-	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
-	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
-	h.start()
-	h.waitLevel("snapshot", "P1", "W1=10")
-	h.stop()
+	h := snapshottedAndStopped(t)
 
 	staging := h.cfg
 	staging.LevelsTopic, staging.ChangesTopic = h.cfg.LevelsTopic+".staging", h.cfg.ChangesTopic+".staging"
@@ -208,13 +196,7 @@ func TestSecondDeploymentNeverTakesTheSlotSilently(t *testing.T) {
 // pg_logical_slot_get_binary_changes, as any tool could) is not resumed as
 // if nothing happened: the producer says so and repairs with a snapshot.
 func TestSlotAdvancedElsewhereIsRepaired(t *testing.T) {
-	h := newHarness(t)
-	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
-	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
-	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
-	h.start()
-	h.waitLevel("snapshot", "P1", "W1=10")
-	h.stop()
+	h := snapshottedAndStopped(t)
 
 	h.exec(`SELECT stock_adjust('P1', 'W1', 5, 'consumed elsewhere', 'x')`)
 	h.exec(`SELECT count(*) FROM pg_logical_slot_get_binary_changes($1, NULL, NULL, 'proto_version', '1', 'publication_names', $2)`,
@@ -225,4 +207,17 @@ func TestSlotAdvancedElsewhereIsRepaired(t *testing.T) {
 	if got := testutil.ToFloat64(h.metrics.slotRepairs.WithLabelValues("advanced_elsewhere")); got != 1 {
 		t.Fatalf("slot_repairs_total{reason=advanced_elsewhere} = %v, want 1", got)
 	}
+}
+
+// snapshottedAndStopped is a harness whose producer took the snapshot of
+// one product, P1 with 10 in W1, and stopped.
+func snapshottedAndStopped(t *testing.T) *harness {
+	h := newHarness(t)
+	h.exec(`INSERT INTO warehouses (warehouse_id, name) VALUES ('W1','W1')`)
+	h.exec(`INSERT INTO products (product_id, name) VALUES ('P1','P1')`)
+	h.exec(`SELECT stock_receive('P1', 'W1', 10, 'seed')`)
+	h.start()
+	h.waitLevel("snapshot", "P1", "W1=10")
+	h.stop()
+	return h
 }

@@ -153,6 +153,21 @@ func LookupSlot(ctx context.Context, conn *pgx.Conn, name string) (*Slot, error)
 	return &s, nil
 }
 
+// SlotLagBytes is how much WAL the slot holds back: the current WAL
+// position minus its confirmed LSN; nil when the slot does not exist or has
+// confirmed nothing.
+func SlotLagBytes(ctx context.Context, conn *pgx.Conn, name string) (*int64, error) {
+	var lag *int64
+	err := conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, name).Scan(&lag)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the lag of slot %s: %w", name, err)
+	}
+	return lag, nil
+}
+
 // ClaimSlot takes a session-level advisory lock named after the slot on
 // conn, and reports whether it got it: false while another producer of the
 // same slot runs. The slot's own active flag does not tell: PostgreSQL

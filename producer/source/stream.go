@@ -68,10 +68,13 @@ func NewStream(conn *pgconn.PgConn, cfg StreamConfig, log *slog.Logger) *Stream 
 
 // Ack records that everything up to lsn is durable downstream; the next
 // standby status confirms it to PostgreSQL. Safe from any goroutine.
-func (s *Stream) Ack(lsn uint64) {
+func (s *Stream) Ack(lsn uint64) { raise(&s.acked, lsn) }
+
+// raise sets a to v if v is greater, from any goroutine.
+func raise(a *atomic.Uint64, v uint64) {
 	for {
-		cur := s.acked.Load()
-		if lsn <= cur || s.acked.CompareAndSwap(cur, lsn) {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
 			return
 		}
 	}
@@ -79,14 +82,7 @@ func (s *Stream) Ack(lsn uint64) {
 
 // SetConfirmLimit allows statuses to confirm up to lsn (with
 // StreamConfig.Limited). Safe from any goroutine.
-func (s *Stream) SetConfirmLimit(lsn uint64) {
-	for {
-		cur := s.limit.Load()
-		if lsn <= cur || s.limit.CompareAndSwap(cur, lsn) {
-			return
-		}
-	}
-}
+func (s *Stream) SetConfirmLimit(lsn uint64) { raise(&s.limit, lsn) }
 
 // confirmable is what the next status confirms.
 func (s *Stream) confirmable() uint64 {

@@ -50,8 +50,7 @@ func Print(ctx context.Context, cfg Config, w io.Writer) error {
 		case slot == nil:
 			fmt.Fprintf(w, "slot %s: none (the producer creates it at its first start)\n", cfg.Slot)
 		default:
-			var lag *int64
-			_ = conn.QueryRow(ctx, `SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1`, cfg.Slot).Scan(&lag)
+			lag, _ := source.SlotLagBytes(ctx, conn, cfg.Slot)
 			held := "?"
 			if lag != nil {
 				held = fmt.Sprintf("%d bytes", *lag)
