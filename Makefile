@@ -27,19 +27,22 @@ stack-down:
 stack-status:
 	@bash scripts/stack.sh status
 
+# Every benchmark is a subcommand of one program, scripts/bench
+# (go run ./scripts/bench --help), sharing its process and report packages.
+
 # Projector benchmark against the local stack (real Kafka and Redis):
 # snapshots applied/s with p50/p99 batch latency, and full rebuild time.
 # BENCH_ARGS=--large adds the 100,000 x 100 rebuild.
 .PHONY: bench-projector
 bench-projector:
-	$(GO) run ./projector/bench $(BENCH_ARGS)
+	$(GO) run ./scripts/bench projector $(BENCH_ARGS)
 
 # Load the query API on this machine (10,000 products x 20 warehouses in the
 # local Redis under a unique prefix, ~10 s per case) beside the same reads
 # straight against Redis. Figures: docs/api.md.
 .PHONY: bench-api
 bench-api:
-	$(GO) run ./query-api/bench $(BENCH_API_ARGS)
+	$(GO) run ./scripts/bench api $(BENCH_API_ARGS)
 
 # End-to-end benchmark (issue 6, docs/benchmarks.md): fixed-rate, find-the-max,
 # catch-up and rebuild phases; one table plus a JSON file under bench-results/.
@@ -69,4 +72,4 @@ bench-debezium-series:
 bench-producer: build
 	@bash scripts/stack.sh up
 	@$(BIN)/warehouse seed --products 10000 --warehouses 20
-	$(GO) run ./scripts/benchproducer --producer $(BIN)/producer $(BENCH_ARGS)
+	$(GO) run ./scripts/bench producer --producer $(BIN)/producer $(BENCH_ARGS)

@@ -4,8 +4,9 @@
 # A single run on a shared two-core machine proves little; quote the series.
 #   RUNS=10 scripts/bench-series.sh pipeline [bench flags]
 #   RUNS=5  scripts/bench-series.sh debezium [bench flags]
-# Each run's table and JSON are kept (bench-results/); the summary goes to stdout
-# and to bench-results/series-<mode>-<time>.md.
+# Each run's table and JSON are kept (bench-results/); the summary (`bench
+# summarize`, built by scripts/bench.sh) goes to stdout and to
+# bench-results/series-<mode>-<time>.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

@@ -4,9 +4,11 @@
 #   scripts/bench.sh pipeline [bench flags]   producer + projector + query API
 #   scripts/bench.sh debezium [bench flags]   our producer vs Debezium, side by side
 # Starts the stack if it is not running (and stops it again at the end), builds,
-# seeds, then runs the bench program, which starts the programs under test with
-# names of its own (slot, publication, topic prefix, group, Redis prefix, ports)
-# so a running `make run` is left alone, and removes them when it is done.
+# seeds, then runs `bench pipeline` or `bench debezium` (scripts/bench, the one
+# benchmark command; make bench-producer/-projector/-api run its other
+# subcommands), which starts the programs under test with names of its own
+# (slot, publication, topic prefix, group, Redis prefix, ports) so a running
+# `make run` is left alone, and removes them when it is done.
 # Results: one table on stdout and a JSON file under bench-results/.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -70,3 +70,41 @@ func TestArrowsOfTheHouse(t *testing.T) {
 		})
 	}
 }
+
+// TestNothingImportsScripts keeps the tools and benchmarks under scripts/ a
+// leaf: they may import the programs' packages, but no program, shared
+// package or test may depend on them, so that a change to a benchmark never
+// reaches what ships. Test imports count too; there is no exemption.
+func TestNothingImportsScripts(t *testing.T) {
+	scripts := module + "scripts"
+	out, err := exec.Command("go", "list", "-json", "../../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := 0
+	for dec.More() {
+		var p struct {
+			ImportPath                         string
+			Imports, TestImports, XTestImports []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		seen++
+		if p.ImportPath == scripts || strings.HasPrefix(p.ImportPath, scripts+"/") {
+			continue
+		}
+		for _, imps := range [][]string{p.Imports, p.TestImports, p.XTestImports} {
+			for _, d := range imps {
+				if d == scripts || strings.HasPrefix(d, scripts+"/") {
+					t.Errorf("%s imports %s: nothing outside scripts/ imports it", p.ImportPath, d)
+				}
+			}
+		}
+	}
+	// A pattern that matched nothing would pass for the wrong reason.
+	if seen < 10 {
+		t.Fatalf("go list ../../... listed %d packages", seen)
+	}
+}

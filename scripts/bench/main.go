@@ -1,10 +1,13 @@
-// Command bench is the end-to-end benchmark of issue 6 on the real local
-// stack: `bench pipeline` drives producer, projector and query API with the
-// warehouse simulator through fixed-rate, find-the-max, catch-up and rebuild
-// phases; `bench debezium` runs our producer and Debezium's PostgreSQL
-// connector side by side on the same workload. Each prints one table and
-// writes a JSON file under bench-results/. main only wires: the scenarios
-// live in scripts/bench/suite.
+// Command bench is every benchmark of the stock pipeline on the real local
+// stack, one subcommand each: `bench pipeline` drives producer, projector
+// and query API with the warehouse simulator through fixed-rate,
+// find-the-max, catch-up and rebuild phases; `bench debezium` runs our
+// producer and Debezium's PostgreSQL connector side by side on the same
+// workload; `bench producer`, `bench projector` and `bench api` measure one
+// program each; `bench summarize` gives the distribution over several runs.
+// They share one way of running and reading processes (proc) and of
+// reporting (report). main only wires: the scenarios live in
+// scripts/bench/suite and in one package per single-program benchmark.
 package main
 
 import (
@@ -24,6 +27,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/stockpipe/stock/scripts/bench/apibench"
+	"github.com/stockpipe/stock/scripts/bench/producerbench"
+	"github.com/stockpipe/stock/scripts/bench/projectorbench"
 	"github.com/stockpipe/stock/scripts/bench/report"
 	"github.com/stockpipe/stock/scripts/bench/suite"
 	"github.com/stockpipe/stock/scripts/bench/summary"
@@ -92,9 +98,19 @@ type summarizeCmd struct {
 	Files []string `arg:"" type:"existingfile" help:"Result files of several runs (bench-results/*.json)."`
 }
 
+// ownFlags is a benchmark that parses its own flags with Go's flag package
+// (-flag or --flag), as it did when it was a program of its own, so that
+// its documented command lines and BENCH_ARGS keep their meaning.
+type ownFlags struct {
+	Args []string `arg:"" optional:"" help:"Its flags (--help lists them)."`
+}
+
 type cli struct {
 	Pipeline  pipelineCmd  `cmd:"" help:"Benchmark producer, projector and query API end to end."`
 	Debezium  debeziumCmd  `cmd:"" help:"Benchmark our producer against Debezium's PostgreSQL connector."`
+	Producer  ownFlags     `cmd:"" passthrough:"" help:"Benchmark the producer alone: snapshot, streaming, one large transaction, commit-to-Kafka latency."`
+	Projector ownFlags     `cmd:"" passthrough:"" help:"Benchmark the projector's Redis writes (apply) and a rebuild."`
+	API       ownFlags     `cmd:"" name:"api" passthrough:"" help:"Benchmark the query API beside the same reads straight from Redis."`
 	Summarize summarizeCmd `cmd:"" help:"Median, minimum and maximum over several runs' result files, as markdown tables."`
 }
 
@@ -137,7 +153,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c cli
 	exit := -1
 	parser, err := kong.New(&c, kong.Name("bench"),
-		kong.Description("End-to-end benchmark of the stock pipeline on the local stack."),
+		kong.Description("Benchmarks of the stock pipeline on the local stack."),
 		kong.Writers(stdout, stderr), kong.Exit(func(code int) { exit = code }))
 	if err != nil {
 		return err
@@ -150,26 +166,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	if kctx.Command() == "summarize <files>" {
-		runs, err := summary.Load(c.Summarize.Files)
-		if err != nil {
-			return err
-		}
-		var pipe, peer []*report.Run
-		for _, r := range runs {
-			if r.Kind == "debezium" {
-				peer = append(peer, r)
-			} else {
-				pipe = append(pipe, r)
-			}
-		}
-		if len(pipe) > 0 {
-			summary.Pipeline(stdout, pipe)
-		}
-		if len(peer) > 0 {
-			summary.Peer(stdout, peer)
-		}
-		return nil
+	switch strings.Fields(kctx.Command())[0] {
+	case "summarize":
+		return summarize(c.Summarize.Files, stdout)
+	case "producer":
+		return producerbench.Run(ctx, c.Producer.Args, stdout, stderr)
+	case "projector":
+		return projectorbench.Run(ctx, c.Projector.Args, stdout, stderr)
+	case "api":
+		return apibench.Run(ctx, c.API.Args, stdout, stderr)
 	}
 
 	b := make([]byte, 4)
@@ -233,4 +238,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "\nresults:", path)
 	}
 	return errors.Join(err, werr)
+}
+
+// summarize prints the distributions over several runs' result files.
+func summarize(files []string, stdout io.Writer) error {
+	runs, err := summary.Load(files)
+	if err != nil {
+		return err
+	}
+	var pipe, peer []*report.Run
+	for _, r := range runs {
+		if r.Kind == "debezium" {
+			peer = append(peer, r)
+		} else {
+			pipe = append(pipe, r)
+		}
+	}
+	if len(pipe) > 0 {
+		summary.Pipeline(stdout, pipe)
+	}
+	if len(peer) > 0 {
+		summary.Peer(stdout, peer)
+	}
+	return nil
 }

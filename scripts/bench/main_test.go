@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -26,13 +27,41 @@ func TestParseSteps(t *testing.T) {
 	}
 }
 
+// Every subcommand answers --help with its flags and no error, whether kong
+// or Go's flag package (the single-program benchmarks) parses them.
 func TestHelpExitsCleanly(t *testing.T) {
-	var out, errOut testWriter
-	if err := run(t.Context(), []string{"pipeline", "--help"}, &out, &errOut); err != nil {
-		t.Fatalf("--help: %v", err)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "projector"},
+		{[]string{"pipeline", "--help"}, "--max-rates"},
+		{[]string{"debezium", "--help"}, "--debezium-libs"},
+		{[]string{"summarize", "--help"}, "<files>"},
+		{[]string{"producer", "--help"}, "-backlog-rows"},
+		{[]string{"projector", "-h"}, "-skip-rebuild"},
+		{[]string{"api", "--help"}, "-latency-load"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut testWriter
+			if err := run(t.Context(), tc.args, &out, &errOut); err != nil {
+				t.Fatalf("%v: %v", tc.args, err)
+			}
+			if help := string(out) + string(errOut); !strings.Contains(help, tc.want) {
+				t.Errorf("%v printed no %q:\n%s", tc.args, tc.want, help)
+			}
+		})
 	}
-	if len(out) == 0 {
-		t.Error("no help printed")
+}
+
+// A single-program benchmark refuses an unknown flag rather than running
+// with its defaults.
+func TestUnknownFlagFails(t *testing.T) {
+	for _, cmd := range []string{"producer", "projector", "api"} {
+		var out, errOut testWriter
+		if err := run(t.Context(), []string{cmd, "--no-such-flag"}, &out, &errOut); err == nil {
+			t.Errorf("%s --no-such-flag: no error", cmd)
+		}
 	}
 }
 

@@ -1,8 +1,10 @@
 // Package proc runs the programs under test as child processes and reads
 // their own accounting: CPU seconds from /proc/<pid>/stat (user + system,
-// all threads) and counters from their Prometheus endpoint. It stops only
-// the processes it started, by their pid. It must never know what the
-// programs do.
+// all threads), peak memory from /proc/<pid>/status and counters from their
+// Prometheus endpoint. Every subcommand of `bench` reads processes through
+// it, so that all figures are taken the same way. It stops only the
+// processes it started, by their pid. It must never know what the programs
+// do.
 package proc
 
 import (
@@ -130,6 +132,29 @@ func parseStatCPU(stat string) (time.Duration, error) {
 		return 0, fmt.Errorf("parsing /proc stat: %w", err)
 	}
 	return time.Duration(utime+stime) * time.Second / clockTicks, nil
+}
+
+// PeakRSSMiB returns the process's peak resident memory (VmHWM of
+// /proc/<pid>/status), in MiB.
+func (p *Proc) PeakRSSMiB() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID()))
+	if err != nil {
+		return 0, fmt.Errorf("reading peak memory of %s: %w", p.Name, err)
+	}
+	return parseStatusPeakRSS(string(b))
+}
+
+func parseStatusPeakRSS(status string) (float64, error) {
+	for _, line := range strings.Split(status, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing VmHWM: %w", err)
+			}
+			return kb / 1024, nil
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
 }
 
 // Scrape reads the Prometheus text exposition at url and returns the value

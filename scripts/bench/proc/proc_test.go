@@ -48,3 +48,17 @@ other 1
 		t.Errorf("got %v", got)
 	}
 }
+
+func TestParseStatusPeakRSS(t *testing.T) {
+	status := "Name:\tproducer\nVmPeak:\t 2000000 kB\nVmHWM:\t   524288 kB\nVmRSS:\t  100 kB\n"
+	got, err := parseStatusPeakRSS(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 512 {
+		t.Errorf("peak = %v MiB, want 512", got)
+	}
+	if _, err := parseStatusPeakRSS("Name:\tx\n"); err == nil {
+		t.Error("no error without VmHWM")
+	}
+}

@@ -262,31 +262,3 @@ func (in *infra) waitGroupCaughtUp(ctx context.Context, group, topic string, tim
 		}
 	}
 }
-
-// deleteRedisPrefix removes every key under prefix.
-func (in *infra) deleteRedisPrefix(ctx context.Context, prefix string) (int, error) {
-	var n int
-	iter := in.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	batch := make([]string, 0, 1000)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := in.rdb.Unlink(ctx, batch...).Err()
-		n += len(batch)
-		batch = batch[:0]
-		return err
-	}
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == cap(batch) {
-			if err := flush(); err != nil {
-				return n, err
-			}
-		}
-	}
-	if err := errors.Join(iter.Err(), flush()); err != nil {
-		return n, fmt.Errorf("deleting keys %s*: %w", prefix, err)
-	}
-	return n, nil
-}

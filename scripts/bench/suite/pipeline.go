@@ -22,6 +22,7 @@ import (
 	"github.com/stockpipe/stock/schemas"
 	"github.com/stockpipe/stock/scripts/bench/latency"
 	"github.com/stockpipe/stock/scripts/bench/proc"
+	"github.com/stockpipe/stock/scripts/bench/redisprefix"
 	"github.com/stockpipe/stock/scripts/bench/report"
 	"github.com/stockpipe/stock/scripts/bench/watch"
 	"github.com/stockpipe/stock/scripts/warehouse/simulate"
@@ -369,7 +370,7 @@ func (p *pipeline) cleanup() {
 		p.in.deleteTopics(ctx, p.n.topicPrefix),
 	}
 	p.in.deleteGroups(ctx, p.n.group)
-	_, err := p.in.deleteRedisPrefix(ctx, p.n.redisPrefix)
+	_, err := redisprefix.Delete(ctx, p.in.rdb, p.n.redisPrefix)
 	errs = append(errs, err)
 	if err := errors.Join(errs...); err != nil {
 		p.log.Warn("cleaning up", "error", err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stockpipe/stock/schemas"
 	"github.com/stockpipe/stock/scripts/bench/proc"
+	"github.com/stockpipe/stock/scripts/bench/redisprefix"
 	"github.com/stockpipe/stock/scripts/bench/report"
 )
 
@@ -100,7 +101,7 @@ func (p *pipeline) rebuildFresh(ctx context.Context, bin string) (*report.Rebuil
 	prefix := strings.TrimSuffix(p.n.redisPrefix, ":") + "_rebuild:"
 	defer func() {
 		p.in.deleteGroups(context.WithoutCancel(ctx), group)
-		_, _ = p.in.deleteRedisPrefix(context.WithoutCancel(ctx), prefix)
+		_, _ = redisprefix.Delete(context.WithoutCancel(ctx), p.in.rdb, prefix)
 	}()
 	p.log.Info("rebuild: fresh projector from offset 0", "records", records, "group", group)
 	start := time.Now()

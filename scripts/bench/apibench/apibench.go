@@ -1,11 +1,12 @@
-// Command bench loads the query API on this machine and prints req/s and
-// latency percentiles per read, beside the same reads done straight against
-// Redis through internal/stockstore (the floor no API can beat), the ratio,
-// and what each request cost in CPU to the API, to Redis and to the load
-// client. It loads 10,000 products of 20 warehouses under a unique key prefix
-// of the local Redis, runs the query-api program as its own process over
-// them, and deletes the keys afterwards. `make bench-api` runs it.
-package main
+// Package apibench is `bench api` (make bench-api): it loads the query API
+// on this machine and prints req/s and latency percentiles per read, beside
+// the same reads done straight against Redis through internal/stockstore
+// (the floor no API can beat), the ratio, and what each request cost in CPU
+// to the API, to Redis and to the load client. It loads 10,000 products of
+// 20 warehouses under a unique key prefix of the local Redis, runs the
+// query-api program as its own process over them, and deletes the keys
+// afterwards. It must never read or write keys outside its prefix.
+package apibench
 
 import (
 	"context"
@@ -15,29 +16,17 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/scripts/bench/redisprefix"
 	"github.com/stockpipe/stock/scripts/bench/report"
 )
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
 
 type options struct {
 	redisAddr   string
@@ -53,9 +42,12 @@ type options struct {
 	only        string
 }
 
-func run(ctx context.Context, args []string) error {
+// Run parses the flags of `bench api` (Go flag syntax, -flag or --flag, as
+// since the benchmark's first figures) and runs it.
+func Run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	var o options
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("bench api", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&o.redisAddr, "redis-addr", envOr("STOCK_REDIS_ADDR", "127.0.0.1:6379"), "Redis address")
 	fs.IntVar(&o.products, "products", 10000, "products to load")
 	fs.IntVar(&o.warehouses, "warehouses", 20, "warehouses per product")
@@ -79,10 +71,15 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	})
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
-	if o.products < 1000 {
-		return errors.New("at least 1000 products (the bulk of 1000 reads distinct ids)")
+	// The bulk of 1000 reads 1000 distinct ids from a window that slides
+	// over the rest: with exactly 1000 there is nothing to slide over.
+	if o.products <= 1000 {
+		return errors.New("more than 1000 products (the bulk of 1000 reads distinct ids)")
 	}
 	if o.latencyLoad < 0 || o.latencyLoad > 1 {
 		return errors.New("latency-load is a fraction from 0 to 1")
@@ -98,9 +95,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer deletePrefix(rdb, prefix)
+	defer func() {
+		// Whatever happened, and after a Ctrl-C too.
+		n, err := redisprefix.Delete(context.WithoutCancel(ctx), rdb, prefix)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+		}
+		fmt.Fprintf(out, "deleted %d keys under %s\n", n, prefix)
+	}()
 
-	ids, err := load(ctx, st, o)
+	ids, err := load(ctx, st, o, out)
 	if err != nil {
 		return err
 	}
@@ -121,16 +125,16 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer func() {
 		if err := api.Stop(15 * time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
+			fmt.Fprintln(stderr, "bench:", err)
 		}
 	}()
 
 	cases := readCases(ctx, st, ids, api.addr)
-	fmt.Printf("\n%d products x %d warehouses; API: the query-api program as its own process; load average %s\n",
+	fmt.Fprintf(out, "\n%d products x %d warehouses; API: the query-api program as its own process; load average %s\n",
 		len(ids), o.warehouses, report.LoadAvg())
-	fmt.Printf("throughput: %d concurrent keep-alive clients, %s per run; CPU per request: API process, Redis server, this process (the load client)\n\n",
+	fmt.Fprintf(out, "throughput: %d concurrent keep-alive clients, %s per run; CPU per request: API process, Redis server, this process (the load client)\n\n",
 		o.workers, o.duration)
-	fmt.Printf("%-18s %-5s %9s %8s %8s %8s %7s  %8s %8s %8s %6s\n",
+	fmt.Fprintf(out, "%-18s %-5s %9s %8s %8s %8s %7s  %8s %8s %8s %6s\n",
 		"read", "via", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "API/raw", "API µs", "Redis µs", "client µs", "busy")
 	type rates struct {
 		name     string
@@ -154,18 +158,18 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s via Redis: %w", c.name, err)
 		}
-		fmt.Printf("%-18s %-5s %9.0f %8.3f %8.3f %8.3f %7s  %8.1f %8.1f %8.1f %5.0f%%\n", c.name, "API",
+		fmt.Fprintf(out, "%-18s %-5s %9.0f %8.3f %8.3f %8.3f %7s  %8.1f %8.1f %8.1f %5.0f%%\n", c.name, "API",
 			a.rate, ms(a.p50), ms(a.p99), ms(a.p999), "", a.perReq(a.cpu.api), a.perReq(a.cpu.redis), a.perReq(a.cpu.client), a.busy())
-		fmt.Printf("%-18s %-5s %9.0f %8.3f %8.3f %8.3f %6.0f%%  %8s %8.1f %8.1f %5.0f%%\n", "", "Redis",
+		fmt.Fprintf(out, "%-18s %-5s %9.0f %8.3f %8.3f %8.3f %6.0f%%  %8s %8.1f %8.1f %5.0f%%\n", "", "Redis",
 			r.rate, ms(r.p50), ms(r.p99), ms(r.p999), 100*a.rate/r.rate, "", r.perReq(r.cpu.redis), r.perReq(r.cpu.client), r.busy())
 		measured = append(measured, rates{c.name, a.rate, r.rate})
 	}
-	fmt.Printf("\nAPI log written during the throughput runs: %d bytes\n", api.logBytes()-logBefore)
+	fmt.Fprintf(out, "\nAPI log written during the throughput runs: %d bytes\n", api.logBytes()-logBefore)
 
 	if o.latencyLoad > 0 || len(o.rates) > 0 {
-		fmt.Printf("\nlatency at a fixed offered load (%.0f%% of the API's throughput above unless -rates says, the same rate for both; open loop, measured from the scheduled send time, up to %d in flight)\n\n",
+		fmt.Fprintf(out, "\nlatency at a fixed offered load (%.0f%% of the API's throughput above unless -rates says, the same rate for both; open loop, measured from the scheduled send time, up to %d in flight)\n\n",
 			100*o.latencyLoad, 4*o.workers)
-		fmt.Printf("%-18s %-5s %9s %9s %8s %8s %8s  %8s %8s %8s %6s\n",
+		fmt.Fprintf(out, "%-18s %-5s %9s %9s %8s %8s %8s  %8s %8s %8s %6s\n",
 			"read", "via", "offered/s", "done/s", "p50 ms", "p99 ms", "p99.9 ms", "API µs", "Redis µs", "client µs", "busy")
 		for _, m := range measured {
 			c := cases[slices.IndexFunc(cases, func(c readCase) bool { return c.name == m.name })]
@@ -191,12 +195,12 @@ func run(ctx context.Context, args []string) error {
 				if via.name != "API" {
 					name, apiCPU = "", ""
 				}
-				fmt.Printf("%-18s %-5s %9.0f %9.0f %8.3f %8.3f %8.3f  %8s %8.1f %8.1f %5.0f%%\n", name, via.name, rate, l.rate,
+				fmt.Fprintf(out, "%-18s %-5s %9.0f %9.0f %8.3f %8.3f %8.3f  %8s %8.1f %8.1f %5.0f%%\n", name, via.name, rate, l.rate,
 					ms(l.p50), ms(l.p99), ms(l.p999), apiCPU, l.perReq(l.cpu.redis), l.perReq(l.cpu.client), l.busy())
 			}
 		}
 	}
-	fmt.Printf("\nload average at the end %s\n", report.LoadAvg())
+	fmt.Fprintf(out, "\nload average at the end %s\n", report.LoadAvg())
 	return nil
 }
 
@@ -283,7 +287,7 @@ func slug(s string) string { return strings.ReplaceAll(s, " ", "-") }
 
 // load applies o.products snapshots of o.warehouses rows each, in batches,
 // and returns the ids. Every 10th row is low, so low-stock sets fill too.
-func load(ctx context.Context, st *stockstore.Store, o options) ([]string, error) {
+func load(ctx context.Context, st *stockstore.Store, o options, out io.Writer) ([]string, error) {
 	start := time.Now()
 	ids := make([]string, o.products)
 	commit := time.Now().UTC()
@@ -313,27 +317,8 @@ func load(ctx context.Context, st *stockstore.Store, o options) ([]string, error
 			return nil, fmt.Errorf("loading products: %w", err)
 		}
 	}
-	fmt.Printf("loaded %d products x %d warehouses in %s\n", o.products, o.warehouses, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "loaded %d products x %d warehouses in %s\n", o.products, o.warehouses, time.Since(start).Round(time.Millisecond))
 	return ids, nil
-}
-
-// deletePrefix deletes what was loaded, whatever happened.
-func deletePrefix(rdb redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	n := 0
-	it := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	var batch []string
-	for it.Next(ctx) {
-		batch = append(batch, it.Val())
-		if len(batch) == 500 {
-			n += int(rdb.Del(ctx, batch...).Val())
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		n += int(rdb.Del(ctx, batch...).Val())
-	}
-	fmt.Printf("deleted %d keys under %s\n", n, prefix)
 }
 
 // fetchProfile starts fetching a CPU profile of the API covering most of a

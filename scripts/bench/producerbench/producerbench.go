@@ -1,11 +1,12 @@
-// Command benchproducer measures the CDC producer alone on the local stack:
-// snapshot rows/s, streaming row changes/s (draining a backlog), and latency
-// from source commit to the record being readable in Kafka (read_committed)
-// at a fixed rate and at the highest rate the writers reach. It runs the
-// producer binary on a slot and topics of its own, so it never disturbs a
-// running `make run`, and prints a table plus a JSON file under
-// bench-results/.
-package main
+// Package producerbench is `bench producer` (make bench-producer): it
+// measures the CDC producer alone on the local stack: snapshot rows/s,
+// streaming row changes/s (draining a backlog), and latency from source
+// commit to the record being readable in Kafka (read_committed) at a fixed
+// rate and at the highest rate the writers reach. It runs the producer
+// binary on a slot and topics of its own, so it never disturbs a running
+// `make run`, and prints a table plus a JSON file under bench-results/. It
+// must never use or drop a slot, publication or topic it did not create.
+package producerbench
 
 import (
 	"context"
@@ -13,10 +14,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 )
 
@@ -32,24 +32,28 @@ type config struct {
 	outDir      string
 }
 
-func main() {
+// Run parses the flags of `bench producer` (Go flag syntax, -flag or
+// --flag, as since the benchmark's first figures) and runs it.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
-	flag.StringVar(&c.producerBin, "producer", ".local/bin/producer", "producer binary")
-	flag.StringVar(&c.pgURL, "pg-url", env("STOCK_PG_URL", "postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable"), "PostgreSQL URL (seeded)")
-	flag.StringVar(&c.brokers, "brokers", env("STOCK_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers")
-	flag.IntVar(&c.backlogRows, "backlog-rows", 300_000, "row changes written while the producer is stopped, then drained")
-	flag.IntVar(&c.largeTxRows, "large-tx-rows", 200_000, "rows updated by the one large transaction of phase 3 (at most the table's rows)")
-	flag.IntVar(&c.fixedRate, "rate", 1000, "changes per second of the fixed-rate latency phase")
-	flag.DurationVar(&c.phase, "phase", 20*time.Second, "duration of each latency phase")
-	flag.IntVar(&c.writers, "writers", 8, "concurrent writer connections")
-	flag.StringVar(&c.outDir, "out", "bench-results", "folder for the JSON result")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, c); err != nil {
-		fmt.Fprintln(os.Stderr, "benchproducer:", err)
-		os.Exit(1)
+	fs := flag.NewFlagSet("bench producer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.producerBin, "producer", ".local/bin/producer", "producer binary")
+	fs.StringVar(&c.pgURL, "pg-url", env("STOCK_PG_URL", "postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable"), "PostgreSQL URL (seeded)")
+	fs.StringVar(&c.brokers, "brokers", env("STOCK_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers")
+	fs.IntVar(&c.backlogRows, "backlog-rows", 300_000, "row changes written while the producer is stopped, then drained")
+	fs.IntVar(&c.largeTxRows, "large-tx-rows", 200_000, "rows updated by the one large transaction of phase 3 (at most the table's rows)")
+	fs.IntVar(&c.fixedRate, "rate", 1000, "changes per second of the fixed-rate latency phase")
+	fs.DurationVar(&c.phase, "phase", 20*time.Second, "duration of each latency phase")
+	fs.IntVar(&c.writers, "writers", 8, "concurrent writer connections")
+	fs.StringVar(&c.outDir, "out", "bench-results", "folder for the JSON result")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
 	}
+	return run(ctx, c, stdout)
 }
 
 func env(k, def string) string {
@@ -78,16 +82,26 @@ type result struct {
 	CPUPerMillion    float64   `json:"producer_cpu_seconds_per_million_changes"`
 }
 
-func run(ctx context.Context, c config) error {
-	b, err := newBench(ctx, c)
+func run(ctx context.Context, c config, out io.Writer) error {
+	b, err := newBench(ctx, c, out)
 	if err != nil {
 		return err
 	}
 	defer b.close()
 	res := result{When: time.Now().UTC()}
 
-	fmt.Println("phase 1: snapshot of the seeded table")
-	p, err := b.startProducer(ctx)
+	// A producer still running when the run ends early (an error, Ctrl-C)
+	// is stopped before b.close drops its slot: it runs in a process group
+	// of its own (proc.Start), so the terminal's Ctrl-C does not reach it.
+	var p *producer
+	defer func() {
+		if p != nil {
+			_ = p.Stop(stopTimeout)
+		}
+	}()
+
+	fmt.Fprintln(out, "phase 1: snapshot of the seeded table")
+	p, err = b.startProducer(ctx)
 	if err != nil {
 		return err
 	}
@@ -100,7 +114,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 
-	fmt.Printf("phase 2: drain a backlog of %d row changes\n", c.backlogRows)
+	fmt.Fprintf(out, "phase 2: drain a backlog of %d row changes\n", c.backlogRows)
 	target, err := b.writeBacklog(ctx, c.backlogRows)
 	if err != nil {
 		return err
@@ -121,7 +135,7 @@ func run(ctx context.Context, c config) error {
 	res.DrainSeconds = done.Sub(started).Seconds()
 	res.StreamRowsPerS = float64(c.backlogRows) / res.DrainSeconds
 
-	fmt.Printf("phase 3: one transaction updating %d rows\n", c.largeTxRows)
+	fmt.Fprintf(out, "phase 3: one transaction updating %d rows\n", c.largeTxRows)
 	t0 := time.Now()
 	target, n, err := b.largeTx(ctx, c.largeTxRows)
 	if err != nil {
@@ -132,8 +146,8 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	res.LargeTxRows, res.LargeTxSeconds = n, time.Since(committed).Seconds()
-	res.PeakRSSMiB, _ = p.peakRSSMiB()
-	fmt.Printf("  (the transaction itself took %.1f s in PostgreSQL)\n", committed.Sub(t0).Seconds())
+	res.PeakRSSMiB, _ = p.PeakRSSMiB()
+	fmt.Fprintf(out, "  (the transaction itself took %.1f s in PostgreSQL)\n", committed.Sub(t0).Seconds())
 
 	// Phases 2 and 3 left half a million dead row versions behind; without
 	// this, autovacuum reclaims them in the middle of the latency phases and
@@ -143,13 +157,13 @@ func run(ctx context.Context, c config) error {
 	if err := b.settle(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("phase 4: %d changes/s for %s\n", c.fixedRate, c.phase)
+	fmt.Fprintf(out, "phase 4: %d changes/s for %s\n", c.fixedRate, c.phase)
 	cpu0, _ := p.cpuSeconds()
 	changes0 := b.changes.Load()
 	if res.Fixed, err = b.latencyPhase(ctx, c.fixedRate, c.phase); err != nil {
 		return err
 	}
-	fmt.Printf("phase 5: open throttle (%d writers) for %s\n", c.writers, c.phase)
+	fmt.Fprintf(out, "phase 5: open throttle (%d writers) for %s\n", c.writers, c.phase)
 	if res.Max, err = b.latencyPhase(ctx, 0, c.phase); err != nil {
 		return err
 	}
@@ -162,28 +176,28 @@ func run(ctx context.Context, c config) error {
 	if err := p.stop(); err != nil {
 		return err
 	}
-	print(res)
-	return save(c.outDir, res)
+	printResult(out, res)
+	return save(out, c.outDir, res)
 }
 
-func print(r result) {
-	fmt.Println()
-	fmt.Println("producer benchmark (everything on this machine)")
-	fmt.Printf("  snapshot         %9.0f rows/s   (%d rows in %.2f s)\n", r.SnapshotRowsPerS, r.SnapshotRows, r.SnapshotSeconds)
-	fmt.Printf("  streaming        %9.0f rows/s   (backlog of %d row changes drained in %.2f s)\n", r.StreamRowsPerS, r.BacklogRows, r.DrainSeconds)
-	fmt.Printf("  one large tx     %9.0f rows/s   (%d rows drained %.2f s after commit; producer peak RSS %.0f MiB)\n",
+func printResult(out io.Writer, r result) {
+	fmt.Fprintln(out)
+	fmt.Fprintln(out, "producer benchmark (everything on this machine)")
+	fmt.Fprintf(out, "  snapshot         %9.0f rows/s   (%d rows in %.2f s)\n", r.SnapshotRowsPerS, r.SnapshotRows, r.SnapshotSeconds)
+	fmt.Fprintf(out, "  streaming        %9.0f rows/s   (backlog of %d row changes drained in %.2f s)\n", r.StreamRowsPerS, r.BacklogRows, r.DrainSeconds)
+	fmt.Fprintf(out, "  one large tx     %9.0f rows/s   (%d rows drained %.2f s after commit; producer peak RSS %.0f MiB)\n",
 		float64(r.LargeTxRows)/r.LargeTxSeconds, r.LargeTxRows, r.LargeTxSeconds, r.PeakRSSMiB)
 	for _, l := range []struct {
 		name string
 		l    latency
 	}{{"fixed rate", r.Fixed}, {"max rate", r.Max}} {
-		fmt.Printf("  %-16s %9.0f changes/s  commit->kafka p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms  max %6.1f ms  (n=%d)\n",
+		fmt.Fprintf(out, "  %-16s %9.0f changes/s  commit->kafka p50 %6.1f ms  p99 %6.1f ms  p99.9 %6.1f ms  max %6.1f ms  (n=%d)\n",
 			l.name, l.l.Rate, l.l.P50, l.l.P99, l.l.P999, l.l.Max, l.l.N)
 	}
-	fmt.Printf("  producer CPU     %9.1f s per million changes (phases 4-5)\n", r.CPUPerMillion)
+	fmt.Fprintf(out, "  producer CPU     %9.1f s per million changes (phases 4-5)\n", r.CPUPerMillion)
 }
 
-func save(dir string, r result) error {
+func save(out io.Writer, dir string, r result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -195,6 +209,6 @@ func save(dir string, r result) error {
 	if err := os.WriteFile(name, b, 0o644); err != nil {
 		return errors.Join(fmt.Errorf("writing %s", name), err)
 	}
-	fmt.Println("  written to", name)
+	fmt.Fprintln(out, "  written to", name)
 	return nil
 }

@@ -1,10 +1,11 @@
-// Command bench measures the projector against the local stack's real Kafka
-// and Redis (make bench-projector): snapshots applied per second into Redis
-// with p50/p99 latency of one batch round trip, and the time of a full
-// rebuild (replay of a compacted topic into a new generation up to the
-// switch). Each figure is the median of --runs runs. Everything it creates
-// (topics, keys under a unique prefix) is deleted at the end.
-package main
+// Package projectorbench is `bench projector` (make bench-projector): it
+// measures the projector's writes against the local stack's real Kafka and
+// Redis: snapshots applied per second into Redis with p50/p99 latency of one
+// batch round trip, and the time of a full rebuild (replay of a compacted
+// topic into a new generation up to the switch). Each figure is the median
+// of --runs runs. Everything it creates (topics, keys under a unique
+// prefix) is deleted at the end; it must never write outside them.
+package projectorbench
 
 import (
 	"context"
@@ -15,15 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -31,16 +29,8 @@ import (
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
 	"github.com/stockpipe/stock/schemas"
+	"github.com/stockpipe/stock/scripts/bench/redisprefix"
 )
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-}
 
 type config struct {
 	brokers, redis    string
@@ -51,9 +41,12 @@ type config struct {
 	skipApply, skipRb bool
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+// Run parses the flags of `bench projector` (Go flag syntax, -flag or
+// --flag, as since the benchmark's first figures) and runs it.
+func Run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	var c config
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("bench projector", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&c.brokers, "brokers", "127.0.0.1:9092", "Kafka brokers")
 	fs.StringVar(&c.redis, "redis-addr", "127.0.0.1:6379", "Redis address")
 	fs.IntVar(&c.products, "products", 10000, "products")
@@ -65,6 +58,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.BoolVar(&c.skipApply, "skip-apply", false, "skip the apply benchmark")
 	fs.BoolVar(&c.skipRb, "skip-rebuild", false, "skip the rebuild benchmark")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	rc := stockstore.DefaultClientConfig()
@@ -74,7 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	rdb := stockstore.NewClient(rc)
 	defer rdb.Close()
 	base := "bench_" + randomHex() + ":"
-	defer deletePrefix(context.WithoutCancel(ctx), rdb, base)
+	defer redisprefix.Delete(context.WithoutCancel(ctx), rdb, base)
 	store, err := stockstore.New(rdb, base)
 	if err != nil {
 		return err
@@ -277,20 +273,4 @@ func randomHex() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// deletePrefix deletes every key the benchmark wrote.
-func deletePrefix(ctx context.Context, rdb redis.UniversalClient, prefix string) {
-	iter := rdb.Scan(ctx, 0, prefix+"*", 5000).Iterator()
-	var batch []string
-	for iter.Next(ctx) {
-		batch = append(batch, iter.Val())
-		if len(batch) == 1000 {
-			rdb.Unlink(ctx, batch...)
-			batch = batch[:0]
-		}
-	}
-	if len(batch) > 0 {
-		rdb.Unlink(ctx, batch...)
-	}
 }

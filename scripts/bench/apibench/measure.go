@@ -1,4 +1,4 @@
-package main
+package apibench
 
 // Measuring: running a read case with a number of workers (or at a fixed
 // rate) for a while, its latency percentiles and the CPU it took.

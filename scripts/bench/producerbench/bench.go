@@ -1,4 +1,4 @@
-package main
+package producerbench
 
 import (
 	"bufio"
@@ -6,16 +6,16 @@ import (
 	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,16 +23,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/schemas"
+	"github.com/stockpipe/stock/scripts/bench/proc"
 )
 
 type bench struct {
 	c       config
+	out     io.Writer
 	name    string
 	pool    *pgxpool.Pool
 	changes atomic.Int64
 }
 
-func newBench(ctx context.Context, c config) (*bench, error) {
+func newBench(ctx context.Context, c config, out io.Writer) (*bench, error) {
 	var b [4]byte
 	_, _ = crand.Read(b[:])
 	pool, err := pgxpool.New(ctx, c.pgURL)
@@ -44,7 +46,7 @@ func newBench(ctx context.Context, c config) (*bench, error) {
 		pool.Close()
 		return nil, fmt.Errorf("inventory_levels is empty or missing (seed it first): %v", err)
 	}
-	return &bench{c: c, name: "bench_" + hex.EncodeToString(b[:]), pool: pool}, nil
+	return &bench{c: c, out: out, name: "bench_" + hex.EncodeToString(b[:]), pool: pool}, nil
 }
 
 // close drops what the run created: slot, publication and topics.
@@ -75,54 +77,45 @@ func (b *bench) close() {
 
 // producer is a running producer process and its JSON log.
 type producer struct {
-	cmd *exec.Cmd
+	*proc.Proc
 	log string
 }
 
+// stopTimeout bounds a producer's shutdown: it is stopped only once the
+// slot confirmed everything, so it has nothing left to drain.
+const stopTimeout = time.Minute
+
 func (b *bench) startProducer(ctx context.Context) (*producer, error) {
-	log := fmt.Sprintf("%s/%s-%d.log", os.TempDir(), b.name, time.Now().UnixNano())
-	f, err := os.Create(log)
+	name := fmt.Sprintf("%s-%d", b.name, time.Now().UnixNano())
+	p, err := proc.Start(name, os.TempDir(), b.c.producerBin, "--postgres-url", b.c.pgURL, "--brokers", b.c.brokers,
+		"--slot", b.name, "--publication", b.name, "--topic-prefix", b.name+".", "--metrics-addr", "")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(b.c.producerBin, "--postgres-url", b.c.pgURL, "--brokers", b.c.brokers,
-		"--slot", b.name, "--publication", b.name, "--topic-prefix", b.name+".", "--metrics-addr", "")
-	cmd.Stdout, cmd.Stderr = f, f
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", b.c.producerBin, err)
-	}
-	f.Close()
-	return &producer{cmd: cmd, log: log}, nil
+	return &producer{Proc: p, log: filepath.Join(os.TempDir(), name+".log")}, nil
 }
 
 func (p *producer) stop() error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	err := p.cmd.Wait()
-	os.Remove(p.log)
-	if err != nil {
+	err := p.Stop(stopTimeout)
+	_, exitErr := p.Exited()
+	if err := errors.Join(err, exitErr); err != nil {
 		return fmt.Errorf("producer exited: %w", err)
 	}
+	os.Remove(p.log)
 	return nil
 }
 
 // cpuSeconds reads the process's own user+system time.
 func (p *producer) cpuSeconds() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name (which may hold spaces) start at ')'.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+	cpu, err := p.CPU()
+	return cpu.Seconds(), err
 }
 
 // logLine waits for a log message and returns its fields.
 func (p *producer) logLine(ctx context.Context, msg string) (map[string]any, error) {
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if p.cmd.ProcessState != nil {
+		if done, _ := p.Exited(); done {
 			return nil, fmt.Errorf("producer exited; log %s", p.log)
 		}
 		f, err := os.Open(p.log)
@@ -220,7 +213,7 @@ func (b *bench) settle(ctx context.Context) error {
 	if _, err := b.pool.Exec(ctx, `VACUUM (ANALYZE) inventory_levels`); err != nil {
 		return fmt.Errorf("vacuuming inventory_levels before the latency phases: %w", err)
 	}
-	fmt.Printf("  (vacuumed inventory_levels in %.1f s before the latency phases)\n", time.Since(t0).Seconds())
+	fmt.Fprintf(b.out, "  (vacuumed inventory_levels in %.1f s before the latency phases)\n", time.Since(t0).Seconds())
 	return nil
 }
 
@@ -347,19 +340,4 @@ func (b *bench) largeTx(ctx context.Context, n int) (string, int, error) {
 	var lsn string
 	err = b.pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn)
 	return lsn, int(tag.RowsAffected()), err
-}
-
-// peakRSSMiB is the process's peak resident memory (VmHWM).
-func (p *producer) peakRSSMiB() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, err := strconv.ParseFloat(f[1], 64)
-			return kb / 1024, err
-		}
-	}
-	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
 }
