@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,7 +121,17 @@ func TestProducerCrashSafety(t *testing.T) {
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
 	args := []string{"--postgres-url", url, "--slot", name, "--publication", name,
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", ""}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	// The kill schedule is random so that runs cover different moments;
+	// the seed is logged so that a failing schedule can be replayed
+	// (STOCK_E2E_KILL_SEED).
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("STOCK_E2E_KILL_SEED"); s != "" {
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("STOCK_E2E_KILL_SEED: %v", err)
+		}
+	}
+	t.Logf("kill schedule seed %d (STOCK_E2E_KILL_SEED=%d replays it)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	const kills = 20
 	for i := 0; i < kills; i++ {
 		p := start(t, "producer", args...)
