@@ -16,8 +16,9 @@ import (
 type exit struct{ code int }
 
 // Parse fills target from args, then from getenv for flags not given (each
-// flag's `env` tag names the variables), then from defaults. It returns a
-// nil context and nil error after printing help.
+// flag's `env` tag names the variables), then from defaults, and runs
+// target's Validate (kong does, with those of groups embedded with
+// `embed:""`). It returns a nil context and nil error after printing help.
 func Parse(target any, args []string, getenv func(string) string, stdout io.Writer, opts ...kong.Option) (kctx *kong.Context, err error) {
 	parser, err := kong.New(target, append(opts,
 		kong.Writers(stdout, stdout),
@@ -41,6 +42,13 @@ func Parse(target any, args []string, getenv func(string) string, stdout io.Writ
 	}()
 	kctx, err = parser.Parse(args)
 	if err != nil {
+		// kong runs the config's Validate while parsing; say which kind of
+		// problem this is, so that a bad value is not read as bad syntax.
+		if v, ok := target.(interface{ Validate() error }); ok {
+			if verr := v.Validate(); verr != nil && verr.Error() == err.Error() {
+				return nil, fmt.Errorf("invalid configuration: %w", err)
+			}
+		}
 		return nil, fmt.Errorf("parsing flags: %w", err)
 	}
 	return kctx, nil
