@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/stockpipe/stock/internal/periodic"
 )
 
 // The per-product state is a large, long-lived heap of small objects; at
@@ -22,34 +24,34 @@ import (
 // collector never spins against a limit the state alone fills (100,000
 // products x 100 warehouses is well over a GiB). An operator's GOGC or
 // GOMEMLIMIT wins over both.
-func tuneMemory(ctx context.Context, log *slog.Logger, floorMiB int) {
+//
+// tuneMemory sets the collector up and returns the loop that raises the
+// limit, for the caller's errgroup, or nil when there is none to run.
+func tuneMemory(log *slog.Logger, floorMiB int) func(context.Context) error {
+	// The runtime reads GOGC and GOMEMLIMIT from the process environment,
+	// so that is where an operator's setting is, not the config's getenv.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") != "" || floorMiB <= 0 {
-		return
+		return nil
 	}
 	limit := int64(floorMiB) << 20
 	debug.SetMemoryLimit(limit)
-	go func() {
-		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	if sample[0].Value.Kind() != metrics.KindUint64 {
+		return nil // a runtime without the metric: the floor stays
+	}
+	loop := periodic.Loop{Every: 5 * time.Second}
+	return func(ctx context.Context) error {
+		return loop.Run(ctx, func(context.Context) {
 			metrics.Read(sample)
-			if sample[0].Value.Kind() != metrics.KindUint64 {
-				return
-			}
 			if want := 2 * int64(sample[0].Value.Uint64()); want > limit {
 				limit = want
 				debug.SetMemoryLimit(limit)
 				log.Info("memory limit raised to twice the live heap", "limit_mib", limit>>20)
 			}
-		}
-	}()
+		})
+	}
 }

@@ -11,16 +11,19 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/schemas"
 )
 
-// Config of the pipeline. Zero fields take the defaults of setDefaults.
+// Config of the pipeline. Zero fields take the defaults of SetDefaults,
+// the one place they are declared (the producer's flags show them from
+// there).
 type Config struct {
 	PostgresURL string
 	Slot        string
 	Publication string
 
-	Brokers []string
+	Kafka kafkaconn.Config
 	// TransactionalID defaults to one per deployment: the slot, and the
 	// checkpoint topic when it is not the default one (the topic prefix).
 	TransactionalID   string
@@ -55,10 +58,23 @@ type Config struct {
 	// TakeOverSlot lets this deployment take a slot the ledger records as
 	// another's, or one without an owner, starting it over with a snapshot.
 	TakeOverSlot bool
+	// RestartMin and RestartMax bound Supervise's wait before it starts a
+	// failed run over: from RestartMin, doubled after each failure up to
+	// RestartMax, so a dead dependency is not hammered.
+	RestartMin time.Duration
+	RestartMax time.Duration
 }
 
 // DefaultCheckpointTopic is the checkpoint topic without a topic prefix.
 const DefaultCheckpointTopic = "stock.producer.checkpoints"
+
+// DefaultConfig is the configuration with every default; its derived fields
+// (transactional id, source) follow the default slot.
+func DefaultConfig() Config {
+	var c Config
+	c.SetDefaults()
+	return c
+}
 
 // SetDefaults fills zero fields.
 func (c *Config) SetDefaults() {
@@ -113,6 +129,12 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.RestartMin == 0 {
+		c.RestartMin = time.Second
+	}
+	if c.RestartMax == 0 {
+		c.RestartMax = 30 * time.Second
+	}
 }
 
 var identifier = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -129,8 +151,8 @@ func (c *Config) Validate() error {
 	if !identifier.MatchString(c.Publication) {
 		errs = append(errs, fmt.Errorf("publication %q: want lower-case letters, digits and _ (at most 63)", c.Publication))
 	}
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("at least one kafka broker is required"))
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d: want >= 1", c.Partitions))
@@ -158,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %s: want >= 0 (0: 10s)", c.ShutdownTimeout))
+	}
+	if c.RestartMin <= 0 || c.RestartMax < c.RestartMin {
+		errs = append(errs, fmt.Errorf("restart backoff %s..%s: want positive, min <= max", c.RestartMin, c.RestartMax))
 	}
 	return errors.Join(errs...)
 }

@@ -46,8 +46,8 @@ type Metrics struct {
 	rowsSeen atomic.Int64
 }
 
-// RunFailed counts a run that ended in an error.
-func (m *Metrics) RunFailed() { m.runFailures.Inc() }
+// runFailed counts a run that ended in an error.
+func (m *Metrics) runFailed() { m.runFailures.Inc() }
 
 func (m *Metrics) setState(rows, products int) {
 	m.stateRows.Set(float64(rows))

@@ -46,7 +46,7 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) 
 	p := &Pipeline{cfg: cfg, log: log, metrics: metrics}
 	// The client logs every transaction at info; keep warnings and errors.
 	klog := slog.New(minLevel{slog.LevelWarn, log.Handler()}).With("component", "kafka")
-	p.kopts = []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.WithLogger(kslog.New(klog))}
+	p.kopts = append(cfg.Kafka.Opts(), kgo.WithLogger(kslog.New(klog)))
 	// The writer's client also reports what its transactions waited for,
 	// and refreshes metadata for a retried produce within KafkaMetadataMinAge
 	// instead of franz-go's 5 s.

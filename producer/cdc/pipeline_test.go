@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/testenv"
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
@@ -55,10 +56,13 @@ func newHarness(t *testing.T) *harness {
 	name := testenv.Name(t, "cdc")
 	url, conn := ownDatabase(t, "cdc")
 	cfg := Config{
-		PostgresURL: url, Slot: name, Publication: name, Brokers: testenv.KafkaBrokers(),
+		PostgresURL: url, Slot: name, Publication: name, Kafka: kafkaconn.Config{Brokers: testenv.KafkaBrokers()},
 		LevelsTopic: name + ".levels", ChangesTopic: name + ".changes", AlertsTopic: name + ".alerts",
 		CheckpointTopic: name + ".checkpoints", Partitions: 2,
 		HeartbeatInterval: 200 * time.Millisecond, StatusInterval: 100 * time.Millisecond,
+		// Restart at a steady pace: the tests wait for a restart within
+		// their deadlines, never for the backoff to grow.
+		RestartMin: 500 * time.Millisecond, RestartMax: 500 * time.Millisecond,
 	}
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
@@ -86,24 +90,17 @@ func (h *harness) start() {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel, h.done = cancel, make(chan error, 1)
-	// Like main: a failed run starts over from what Kafka holds.
+	// As the producer runs it: a failed run starts over from what Kafka
+	// holds.
 	go func() {
-		for {
+		h.done <- p.supervise(ctx, func(ctx context.Context) error {
 			h.runs.Add(1)
 			err := p.Run(ctx)
-			if ctx.Err() != nil {
-				h.done <- err
-				return
+			if err != nil && ctx.Err() == nil {
+				h.t.Logf("pipeline run failed: %v", err)
 			}
-			h.t.Logf("pipeline run failed, restarting: %v", err)
-			time.Sleep(500 * time.Millisecond)
-			if ctx.Err() != nil {
-				// Stopped between two runs: a clean stop, not a run that
-				// failed at startup on the cancelled context.
-				h.done <- nil
-				return
-			}
-		}
+			return err
+		})
 	}()
 }
 
@@ -132,7 +129,7 @@ func (h *harness) records(topic string) []*kgo.Record {
 	var out []*kgo.Record
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := sink.ReadTopic(ctx, []kgo.Opt{kgo.SeedBrokers(h.cfg.Brokers...)}, topic, func(r *kgo.Record) error {
+	err := sink.ReadTopic(ctx, h.cfg.Kafka.Opts(), topic, func(r *kgo.Record) error {
 		out = append(out, r)
 		return nil
 	})

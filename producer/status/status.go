@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
 )
@@ -24,7 +25,7 @@ import (
 type Config struct {
 	PostgresURL     string
 	Slot            string
-	Brokers         []string
+	Kafka           kafkaconn.Config
 	CheckpointTopic string
 	Topics          []string // levels, changes, alerts
 }
@@ -70,7 +71,7 @@ func Print(ctx context.Context, cfg Config, w io.Writer) error {
 		}
 	}
 
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}
+	opts := cfg.Kafka.Opts()
 	cp, ok, err := sink.ReadCheckpoint(ctx, opts, cfg.CheckpointTopic, cfg.Slot, func(*kgo.Record) {})
 	switch {
 	case err != nil:

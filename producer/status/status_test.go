@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/testenv"
 	"github.com/stockpipe/stock/producer/cdc"
 	"github.com/stockpipe/stock/producer/status"
@@ -37,7 +38,7 @@ func TestStatusOfARunningProducer(t *testing.T) {
 	if err := inventorydb.Seed(ctx, conn, 3, 2); err != nil {
 		t.Fatal(err)
 	}
-	cfg := cdc.Config{PostgresURL: url, Slot: name, Publication: name, Brokers: testenv.KafkaBrokers(),
+	cfg := cdc.Config{PostgresURL: url, Slot: name, Publication: name, Kafka: kafkaconn.Config{Brokers: testenv.KafkaBrokers()},
 		LevelsTopic: name + ".levels", ChangesTopic: name + ".changes", AlertsTopic: name + ".alerts",
 		CheckpointTopic: name + ".checkpoints", Partitions: 2}
 	t.Cleanup(func() {
@@ -56,7 +57,7 @@ func TestStatusOfARunningProducer(t *testing.T) {
 	go func() { done <- p.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 
-	scfg := status.Config{PostgresURL: url, Slot: name, Brokers: testenv.KafkaBrokers(), CheckpointTopic: cfg.CheckpointTopic,
+	scfg := status.Config{PostgresURL: url, Slot: name, Kafka: cfg.Kafka, CheckpointTopic: cfg.CheckpointTopic,
 		Topics: []string{cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic}}
 	want := []string{"slot " + name + ": active=true", `ledger: owner "kafka cluster `, "checkpoint: commit", "snapshot done true",
 		"topic " + cfg.LevelsTopic + ": end offsets 0:", "topic " + cfg.ChangesTopic + ": end offsets 0:"}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/stockpipe/stock/internal/flagenv"
+	"github.com/stockpipe/stock/internal/kafkaconn"
+	"github.com/stockpipe/stock/producer/cdc"
+	"github.com/stockpipe/stock/producer/status"
+	"github.com/stockpipe/stock/schemas"
+)
+
+// config is the producer's whole configuration: flags, each with an
+// environment fallback. The pipeline's defaults are declared once, in
+// cdc.Config.SetDefaults; the flags name them as variables (vars), so that
+// --help shows them and nothing restates them. The program's own defaults
+// (database, metrics, memory, log level) are the tags'.
+type config struct {
+	PostgresURL         string           `name:"postgres-url" env:"STOCK_PG_URL" default:"postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable" help:"Source database (needs the REPLICATION attribute)."`
+	Slot                string           `name:"slot" env:"STOCK_SLOT" default:"${slot}" help:"Logical replication slot."`
+	Publication         string           `name:"publication" env:"STOCK_PUBLICATION" default:"${publication}" help:"Publication of inventory_levels."`
+	Kafka               kafkaconn.Config `embed:""`
+	TopicPrefix         string           `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
+	Partitions          int32            `name:"partitions" env:"STOCK_PARTITIONS" default:"${partitions}" help:"Partitions of new topics."`
+	ReplicationFactor   int16            `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"${replication_factor}" help:"Replication factor of new topics."`
+	MinInsync           int              `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"${min_insync_replicas}" help:"min.insync.replicas of new topics."`
+	BatchMaxRecords     int              `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"${batch_max_records}" help:"Records per Kafka transaction before it is committed."`
+	BatchLinger         time.Duration    `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"${batch_linger}" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
+	SchemaRegistryURL   string           `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
+	ShutdownTimeout     time.Duration    `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"${shutdown_timeout}" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
+	MetricsAddr         string           `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
+	MemoryLimitMiB      int              `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit for the collector in MiB; raised to twice the live heap when the state needs it (0: none; GOMEMLIMIT wins)."`
+	TransactionalID     string           `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
+	KafkaMetadataMinAge time.Duration    `name:"kafka-metadata-min-age" env:"STOCK_PRODUCER_KAFKA_METADATA_MIN_AGE" default:"${kafka_metadata_min_age}" help:"Shortest time between two metadata refreshes of the transactional client: a produce the broker asked to retry waits for one (franz-go's default is 5s)."`
+	TakeOverSlot        bool             `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
+	LogLevel            slog.Level       `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+
+	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`
+	Resnapshot resnapshotCmd `cmd:"" help:"Ask the running producer to write the current state of some or all products again, without stopping the stream."`
+	Status     struct{}      `cmd:"" help:"Print the slot, its owner in the slot ledger, the last checkpoint and the topics' end offsets, then exit."`
+
+	command string // the command kong selected
+}
+
+type resnapshotCmd struct {
+	Products []string `help:"Product ids (comma separated); none means every product."`
+}
+
+// vars are the pipeline's defaults for the flags that name them.
+func vars() kong.Vars {
+	d := cdc.DefaultConfig()
+	return kong.Vars{
+		"slot":                   d.Slot,
+		"publication":            d.Publication,
+		"partitions":             strconv.Itoa(int(d.Partitions)),
+		"replication_factor":     strconv.Itoa(int(d.ReplicationFactor)),
+		"min_insync_replicas":    strconv.Itoa(d.MinInsyncReplicas),
+		"batch_max_records":      strconv.Itoa(d.BatchMaxRecords),
+		"batch_linger":           d.BatchLinger.String(),
+		"shutdown_timeout":       d.ShutdownTimeout.String(),
+		"kafka_metadata_min_age": d.KafkaMetadataMinAge.String(),
+	}
+}
+
+// Validate reports every problem at once; kong calls it after parsing.
+func (c config) Validate() error {
+	p := c.pipeline()
+	return p.Validate()
+}
+
+// pipeline is the pipeline's configuration, defaults and derived names
+// filled in.
+func (c config) pipeline() cdc.Config {
+	p := cdc.Config{
+		PostgresURL:         c.PostgresURL,
+		Slot:                c.Slot,
+		Publication:         c.Publication,
+		Kafka:               c.Kafka,
+		Partitions:          c.Partitions,
+		ReplicationFactor:   c.ReplicationFactor,
+		MinInsyncReplicas:   c.MinInsync,
+		BatchMaxRecords:     c.BatchMaxRecords,
+		BatchLinger:         c.BatchLinger,
+		SchemaRegistryURL:   c.SchemaRegistryURL,
+		ShutdownTimeout:     c.ShutdownTimeout,
+		TransactionalID:     c.TransactionalID,
+		TakeOverSlot:        c.TakeOverSlot,
+		KafkaMetadataMinAge: c.KafkaMetadataMinAge,
+	}
+	if c.TopicPrefix != "" {
+		p.LevelsTopic = c.TopicPrefix + schemas.TopicLevels
+		p.ChangesTopic = c.TopicPrefix + schemas.TopicChanges
+		p.AlertsTopic = c.TopicPrefix + schemas.TopicAlerts
+		p.CheckpointTopic = c.TopicPrefix + cdc.DefaultCheckpointTopic
+	}
+	p.SetDefaults()
+	return p
+}
+
+// status is the configuration of "producer status".
+func (c config) status() status.Config {
+	p := c.pipeline()
+	return status.Config{PostgresURL: p.PostgresURL, Slot: p.Slot, Kafka: p.Kafka,
+		CheckpointTopic: p.CheckpointTopic, Topics: []string{p.LevelsTopic, p.ChangesTopic, p.AlertsTopic}}
+}
+
+// redacted is the pipeline's configuration for the start log, the
+// database password hidden.
+func redacted(cfg cdc.Config) cdc.Config {
+	if i := strings.Index(cfg.PostgresURL, "@"); i > 0 {
+		if j := strings.Index(cfg.PostgresURL, "://"); j > 0 && j < i {
+			cfg.PostgresURL = cfg.PostgresURL[:j+3] + "***" + cfg.PostgresURL[i:]
+		}
+	}
+	return cfg
+}
+
+// parseConfig fills a config from args, then from getenv for flags not
+// given, then from defaults. It returns (nil, nil) after printing help.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
+	cfg := &config{}
+	kctx, err := flagenv.Parse(cfg, args, getenv, stdout,
+		kong.Name("producer"),
+		kong.Description("PostgreSQL inventory CDC into Kafka, exactly once."),
+		vars(),
+	)
+	if err != nil || kctx == nil {
+		return nil, err
+	}
+	cfg.command = kctx.Command()
+	return cfg, nil
+}

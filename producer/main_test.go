@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/testenv"
+	"github.com/stockpipe/stock/schemas"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// clearStockEnv unsets the STOCK_* variables for the test: kong reads `env`
+// tags from the process environment as well as through getenv, and `make
+// test` exports some, so "defaults" would test the caller's environment.
+func clearStockEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "STOCK_") {
+			t.Setenv(name, "")
+			os.Unsetenv(name)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	clearStockEnv(t)
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(*config) bool
+		wantErr []string
+	}{
+		{name: "defaults", check: func(c *config) bool {
+			p := c.pipeline()
+			return c.command == "run" && strings.Join(c.Kafka.Brokers, ",") == "127.0.0.1:9092" &&
+				p.Slot == "stock_cdc" && p.Publication == "stock_pub" && p.Partitions == 6 && p.BatchMaxRecords == 20_000 &&
+				p.BatchLinger == 5*time.Millisecond && p.ShutdownTimeout == 10*time.Second && p.KafkaMetadataMinAge == 50*time.Millisecond &&
+				p.LevelsTopic == schemas.TopicLevels && p.TransactionalID == "stock-producer-stock_cdc" &&
+				c.MetricsAddr == "127.0.0.1:9101" && c.MemoryLimitMiB == 1024
+		}},
+		{name: "environment fallback", env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_SLOT": "s1",
+			"STOCK_TOPIC_PREFIX": "t1.", "STOCK_PG_URL": "postgres://u:p@db/x", "STOCK_PRODUCER_TAKE_OVER_SLOT": "true"},
+			check: func(c *config) bool {
+				p := c.pipeline()
+				return strings.Join(p.Kafka.Brokers, ",") == "k1:9092,k2:9092" && p.Slot == "s1" && p.PostgresURL == "postgres://u:p@db/x" &&
+					p.LevelsTopic == "t1.stock.levels.v1" && p.CheckpointTopic == "t1.stock.producer.checkpoints" &&
+					p.TransactionalID == "stock-producer-s1-t1.stock.producer.checkpoints" && p.TakeOverSlot
+			}},
+		{name: "flag beats environment", args: []string{"--slot", "s2", "status"}, env: map[string]string{"STOCK_SLOT": "s1"},
+			check: func(c *config) bool { return c.Slot == "s2" && c.command == "status" }},
+		{name: "every problem reported", args: []string{"--slot", "Bad-Slot", "--brokers", "", "--partitions=-1",
+			"--min-insync-replicas", "3", "--batch-linger", "5s", "--kafka-metadata-min-age", "1ms"},
+			wantErr: []string{"invalid configuration", `slot "Bad-Slot"`, "kafka: no broker", "partitions -1",
+				"min.insync.replicas 3", "batch linger 5s", "kafka metadata min age 1ms"}},
+		{name: "unknown log level", args: []string{"--log-level", "loud"}, wantErr: []string{"--log-level"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
+			if len(tt.wantErr) > 0 {
+				for _, w := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), w) {
+						t.Errorf("error %v does not mention %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil || !tt.check(cfg) {
+				t.Errorf("config %+v, %v", cfg, err)
+			}
+		})
+	}
+}
+
+// --help prints every flag with its variable and default, and run ends
+// without an error and without starting anything.
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, env(nil), &out); err != nil {
+		t.Fatalf("run --help: %v", err)
+	}
+	for _, w := range []string{"Usage: producer", "--brokers=127.0.0.1:9092", "$STOCK_KAFKA_BROKERS",
+		`--slot="stock_cdc"`, "--partitions=6", "--batch-linger=5ms", "resnapshot"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("help lacks %q:\n%s", w, out.String())
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// run end to end, configured through the environment as the stack scripts
+// do: the snapshot reaches Kafka, the metrics endpoint counts it, status
+// and resnapshot answer beside the running producer, and cancelling the
+// context stops run cleanly.
+func TestRunCapturesAndStops(t *testing.T) {
+	ctx := context.Background()
+	name := testenv.Name(t, "producer_main")
+	url := testenv.Database(t, "producer_main")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := inventorydb.Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if err := inventorydb.Seed(ctx, conn, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	prefix := name + "."
+	t.Cleanup(func() {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+		if err != nil {
+			return
+		}
+		defer cl.Close()
+		_, _ = kadm.NewClient(cl).DeleteTopics(ctx, prefix+schemas.TopicLevels, prefix+schemas.TopicChanges,
+			prefix+schemas.TopicAlerts, prefix+"stock.producer.checkpoints")
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
+
+	getenv := env(map[string]string{"STOCK_PG_URL": url, "STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","),
+		"STOCK_SLOT": name, "STOCK_PUBLICATION": name, "STOCK_TOPIC_PREFIX": prefix, "STOCK_PARTITIONS": "2"})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(rctx, []string{"--metrics-addr", metricsAddr}, getenv, &logs) }()
+
+	// Six rows seeded: three products in two warehouses.
+	want := []string{"stock_producer_snapshot_rows_total 6", `stock_producer_records_produced_total{topic="` + prefix + schemas.TopicLevels + `"} 3`,
+		"stock_producer_kafka_"}
+	waitFor(t, "/metrics", &logs, func() string { return missingMetrics(metricsAddr, want) })
+
+	waitFor(t, "status", &logs, func() string {
+		var out bytes.Buffer
+		err := run(ctx, []string{"status"}, getenv, &out)
+		for _, w := range []string{"slot " + name + ": active=true", "snapshot done true", "topic " + prefix + schemas.TopicLevels + ": end offsets"} {
+			if err != nil || !strings.Contains(out.String(), w) {
+				return "status lacks " + w + ":\n" + out.String()
+			}
+		}
+		return ""
+	})
+	var out bytes.Buffer
+	if err := run(ctx, []string{"resnapshot", "--products", "P1"}, getenv, &out); err != nil ||
+		!strings.Contains(out.String(), "resnapshot requested") {
+		t.Errorf("resnapshot: %v\n%s", err, out.String())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop")
+	}
+	if !strings.Contains(logs.String(), "producer stopped") {
+		t.Errorf("no clean stop logged:\n%s", logs.String())
+	}
+}
+
+// waitFor polls check until it returns "" or a minute passed.
+func waitFor(t *testing.T, what string, logs *syncBuffer, check func() string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		msg := check()
+		if msg == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %s\n%s", what, msg, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// missingMetrics says which strings of want addr's /metrics lacks ("" for
+// none).
+func missingMetrics(addr string, want []string) string {
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return err.Error()
+	}
+	var missing []string
+	for _, w := range want {
+		if !strings.Contains(string(body), w) {
+			missing = append(missing, w)
+		}
+	}
+	return strings.Join(missing, ", ")
+}
