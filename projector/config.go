@@ -12,6 +12,8 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/stockpipe/stock/internal/flagenv"
+	"github.com/stockpipe/stock/internal/kafkaconn"
+	"github.com/stockpipe/stock/internal/redisconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
 	"github.com/stockpipe/stock/projector/dlq"
@@ -19,29 +21,30 @@ import (
 )
 
 // config is the projector's whole configuration: flags, each with an
-// environment fallback, and defaults for the local stack.
+// environment fallback. Defaults the projector's packages declare (consume's
+// batches, timeouts, guard and rebuild) reach the flags as variables (vars),
+// so that --help shows them and nothing restates them; the connection
+// groups are shared with the other programs (internal/kafkaconn,
+// internal/redisconn).
 type config struct {
-	Brokers []string `name:"brokers" env:"STOCK_KAFKA_BROKERS" default:"127.0.0.1:9092" sep:"," help:"Kafka seed brokers."`
-	Topic   string   `name:"topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic of product stock snapshots."`
-	Group   string   `name:"group" env:"STOCK_PROJECTOR_GROUP" default:"stock-projector" help:"Kafka consumer group."`
+	Kafka kafkaconn.Config `embed:""`
+	Topic string           `name:"topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic of product stock snapshots."`
+	Group string           `name:"group" env:"STOCK_PROJECTOR_GROUP" default:"stock-projector" help:"Kafka consumer group."`
 
-	RedisAddr     string `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address (with --redis-cluster, seed nodes separated by commas)."`
-	RedisCluster  bool   `name:"redis-cluster" env:"STOCK_REDIS_CLUSTER" help:"Redis is a Cluster: use the Cluster key layout (docs/redis-layout.md); the query API must say so too."`
-	RedisPassword string `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
-	RedisPrefix   string `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
+	Redis redisconn.Config `embed:""`
 
-	BatchSize      int           `name:"batch-size" env:"STOCK_PROJECTOR_BATCH_SIZE" default:"1000" help:"Most records applied in one Redis round trip."`
-	Linger         time.Duration `name:"linger" env:"STOCK_PROJECTOR_LINGER" default:"0s" help:"Wait for more records to fill a batch (0: apply what has arrived)."`
-	ApplyTimeout   time.Duration `name:"apply-timeout" env:"STOCK_PROJECTOR_APPLY_TIMEOUT" default:"5s" help:"Bound of one Redis round trip."`
-	DrainTimeout   time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"15s" help:"Bound of finishing the batches in hand at shutdown."`
-	CommitInterval time.Duration `name:"commit-interval" env:"STOCK_PROJECTOR_COMMIT_INTERVAL" default:"100ms" help:"How often offsets of applied batches are committed to Kafka (in the background; also on revoke and at shutdown)."`
+	BatchSize      int           `name:"batch-size" env:"STOCK_PROJECTOR_BATCH_SIZE" default:"${batch_size}" help:"Most records applied in one Redis round trip."`
+	Linger         time.Duration `name:"linger" env:"STOCK_PROJECTOR_LINGER" default:"${linger}" help:"Wait for more records to fill a batch (0: apply what has arrived)."`
+	ApplyTimeout   time.Duration `name:"apply-timeout" env:"STOCK_PROJECTOR_APPLY_TIMEOUT" default:"${apply_timeout}" help:"Bound of one Redis round trip."`
+	DrainTimeout   time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"${drain_timeout}" help:"Bound of finishing the batches in hand at shutdown."`
+	CommitInterval time.Duration `name:"commit-interval" env:"STOCK_PROJECTOR_COMMIT_INTERVAL" default:"${commit_interval}" help:"How often offsets of applied batches are committed to Kafka (in the background; also on revoke and at shutdown)."`
 
 	DeadLetterTopic string `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of bad records: undecodable, breaking the contract, or not the producer's (default: the topic followed by .dlq)."`
 	// Only the producer writes the topic, always in Kafka transactions.
 	AcceptNonTransactional bool          `name:"accept-non-transactional" env:"STOCK_PROJECTOR_ACCEPT_NON_TRANSACTIONAL" help:"Apply records written outside Kafka transactions or by another writer than the producer (by default they are dead-lettered: only the producer writes the topic, always transactionally, naming itself in ce_source). For topics fed another way."`
 	ChangesRetain          int           `name:"changes-retain" env:"STOCK_PROJECTOR_CHANGES_RETAIN" default:"1000000" help:"Entries the change index keeps for incremental sync; older cursors expire."`
 	TrimInterval           time.Duration `name:"trim-interval" env:"STOCK_PROJECTOR_TRIM_INTERVAL" default:"10s" help:"How often the change index is trimmed."`
-	CacheCheck             time.Duration `name:"cache-check-interval" env:"STOCK_PROJECTOR_CACHE_CHECK_INTERVAL" default:"5s" help:"How often a quiet projector checks that Redis still holds the cache (a write finds out at once); a lost cache is rebuilt from the topic."`
+	CacheCheck             time.Duration `name:"cache-check-interval" env:"STOCK_PROJECTOR_CACHE_CHECK_INTERVAL" default:"${cache_check_interval}" help:"How often a quiet projector checks that Redis still holds the cache (a write finds out at once); a lost cache is rebuilt from the topic."`
 
 	MetricsAddr string `name:"metrics-addr" env:"STOCK_PROJECTOR_METRICS_ADDR" default:"127.0.0.1:9102" help:"Address of the /metrics endpoint (empty: none)."`
 	LogLevel    string `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
@@ -58,8 +61,8 @@ type config struct {
 type rebuildFlags struct {
 	FromOffsets string        `name:"from-offsets" help:"Start partitions at offsets, as partition:offset,... (others from their start). The new generation holds only what is replayed."`
 	FromTime    string        `name:"from-time" help:"Start every partition at the first record at or after this RFC 3339 time."`
-	Workers     int           `name:"workers" default:"4" help:"Redis round trips in flight during the replay."`
-	RetireDelay time.Duration `name:"retire-delay" default:"3s" help:"How long the old generation stays readable after the switch."`
+	Workers     int           `name:"workers" default:"${rebuild_workers}" help:"Redis round trips in flight during the replay."`
+	RetireDelay time.Duration `name:"retire-delay" default:"${rebuild_retire_delay}" help:"How long the old generation stays readable after the switch."`
 }
 
 // dlqCmd groups "projector dlq list" and "projector dlq replay".
@@ -86,7 +89,7 @@ type dlqReplayFlags struct {
 // dlq is the configuration of the dlq commands.
 func (c config) dlq(f dlqFilterFlags) dlq.Config {
 	return dlq.Config{
-		Brokers: c.Brokers, Topic: c.Topic, DeadLetterTopic: c.deadLetterTopic(),
+		Kafka: c.Kafka, Topic: c.Topic, DeadLetterTopic: c.deadLetterTopic(),
 		Filter: dlq.Filter{ReasonCodes: f.Reason, Partition: f.Partition, FromOffset: f.FromOffset, ToOffset: f.ToOffset},
 	}
 }
@@ -123,7 +126,7 @@ func (r rebuildFlags) time() (time.Time, error) {
 // rebuild is the rebuild configuration.
 func (c config) rebuild() (consume.RebuildConfig, error) {
 	rc := consume.DefaultRebuildConfig()
-	rc.Brokers = c.Brokers
+	rc.Brokers = c.Kafka.Brokers
 	rc.Topic = c.Topic
 	rc.BatchSize = c.BatchSize
 	rc.Workers = c.Rebuild.Workers
@@ -146,10 +149,7 @@ func (c config) Validate() error {
 	if err := c.consume().Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := c.redis().Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := stockstore.ValidatePrefix(c.RedisPrefix); err != nil {
+	if err := c.Redis.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.ChangesRetain < 1 || c.TrimInterval <= 0 {
@@ -176,7 +176,7 @@ func (c config) guard() (consume.GuardConfig, error) {
 
 func (c config) consume() consume.Config {
 	cc := consume.DefaultConfig()
-	cc.Brokers = c.Brokers
+	cc.Kafka = c.Kafka
 	cc.Topic = c.Topic
 	cc.Group = c.Group
 	cc.DeadLetterTopic = c.deadLetterTopic()
@@ -196,42 +196,48 @@ func (c config) deadLetterTopic() string {
 	return c.Topic + consume.DeadLetterSuffix
 }
 
-func (c config) redis() stockstore.ClientConfig {
-	rc := stockstore.DefaultClientConfig()
-	rc.Addrs = []string{c.RedisAddr}
-	if c.RedisCluster {
-		rc.Cluster = true
-		rc.Addrs = strings.Split(c.RedisAddr, ",")
-	}
-	rc.Password = c.RedisPassword
-	// The projector retries whole batches itself; a longer read timeout
-	// than the API's suits big pipelines.
+// tuneRedis fits the Redis client to the projector: it retries whole
+// batches itself, and a longer read timeout than the API's suits big
+// pipelines.
+func (c config) tuneRedis(rc *stockstore.ClientConfig) {
 	rc.ReadTimeout = c.ApplyTimeout
 	rc.WriteTimeout = c.ApplyTimeout
-	return rc
 }
 
 // logAttrs is the effective configuration for the start log, secrets
 // redacted.
 func (c config) logAttrs() []any {
-	pw := ""
-	if c.RedisPassword != "" {
-		pw = "[redacted]"
-	}
-	return []any{
-		"brokers", c.Brokers, "topic", c.Topic, "group", c.Group,
-		"redis_addr", c.RedisAddr, "redis_cluster", c.RedisCluster, "redis_password", pw, "redis_prefix", c.RedisPrefix,
+	attrs := append(c.Kafka.LogAttrs(), "topic", c.Topic, "group", c.Group)
+	attrs = append(attrs, c.Redis.LogAttrs()...)
+	return append(attrs,
 		"batch_size", c.BatchSize, "linger", c.Linger.String(), "apply_timeout", c.ApplyTimeout.String(),
 		"drain_timeout", c.DrainTimeout.String(), "metrics_addr", c.MetricsAddr, "log_level", c.LogLevel,
 		"dead_letter_topic", c.deadLetterTopic(), "changes_retain", c.ChangesRetain, "trim_interval", c.TrimInterval.String(),
 		"cache_check_interval", c.CacheCheck.String(), "command", c.command,
-	}
+	)
 }
 
 func (c config) slogLevel() slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(c.LogLevel)) // enum-checked by kong
 	return l
+}
+
+// vars are the defaults of the projector's packages for the flags that
+// name them.
+func vars() kong.Vars {
+	cc, gc, rc := consume.DefaultConfig(), consume.DefaultGuardConfig(), consume.DefaultRebuildConfig()
+	return kong.Vars{
+		"levels_topic":         schemas.TopicLevels,
+		"batch_size":           strconv.Itoa(cc.BatchSize),
+		"linger":               cc.Linger.String(),
+		"apply_timeout":        cc.ApplyTimeout.String(),
+		"drain_timeout":        cc.DrainTimeout.String(),
+		"commit_interval":      cc.CommitInterval.String(),
+		"cache_check_interval": gc.Every.String(),
+		"rebuild_workers":      strconv.Itoa(rc.Workers),
+		"rebuild_retire_delay": rc.RetireDelay.String(),
+	}
 }
 
 // parseConfig fills a config from args, then from getenv for flags not
@@ -241,7 +247,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	kctx, err := flagenv.Parse(cfg, args, getenv, stdout,
 		kong.Name("projector"),
 		kong.Description("Projects stock.levels.v1 into the Redis stock cache."),
-		kong.Vars{"levels_topic": schemas.TopicLevels, "redis_prefix": stockstore.DefaultPrefix},
+		vars(), redisconn.Vars(),
 	)
 	if err != nil || kctx == nil {
 		return nil, err

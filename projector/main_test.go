@@ -43,12 +43,12 @@ func TestParseConfig(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "defaults", check: func(c *config) bool {
-			return strings.Join(c.Brokers, ",") == "127.0.0.1:9092" && c.Topic == schemas.TopicLevels &&
-				c.Group == "stock-projector" && c.RedisPrefix == "stock:" && c.MetricsAddr == "127.0.0.1:9102"
+			return strings.Join(c.Kafka.Brokers, ",") == "127.0.0.1:9092" && c.Topic == schemas.TopicLevels &&
+				c.Group == "stock-projector" && c.Redis.Prefix == "stock:" && c.MetricsAddr == "127.0.0.1:9102"
 		}},
 		{name: "environment fallback", env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_REDIS_ADDR": "r:6379"},
 			check: func(c *config) bool {
-				return strings.Join(c.Brokers, ",") == "k1:9092,k2:9092" && c.RedisAddr == "r:6379"
+				return strings.Join(c.Kafka.Brokers, ",") == "k1:9092,k2:9092" && c.Redis.Addr == "r:6379"
 			}},
 		{name: "flag beats environment", args: []string{"--group", "g2"}, env: map[string]string{"STOCK_PROJECTOR_GROUP": "g1"},
 			check: func(c *config) bool { return c.Group == "g2" }},
@@ -70,6 +70,28 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("config %+v, %v", cfg, err)
 			}
 		})
+	}
+}
+
+// --help prints every flag with its variable and default (those of the
+// shared connection groups and of projector/consume included), and run ends
+// without an error and without starting anything.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"rebuild", "--help"}} {
+		var out bytes.Buffer
+		if err := run(context.Background(), args, env(nil), &out); err != nil {
+			t.Fatalf("run %v: %v", args, err)
+		}
+		want := []string{"Usage: projector", "--brokers=127.0.0.1:9092", "$STOCK_KAFKA_BROKERS", `--redis-addr="127.0.0.1:6379"`,
+			"$STOCK_REDIS_ADDR", `--redis-prefix="stock:"`, "--batch-size=1000", "--apply-timeout=5s", "--cache-check-interval=5s"}
+		if args[0] == "rebuild" {
+			want = append(want, "--workers=4", "--retire-delay=3s")
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v lacks %q:\n%s", args, w, out.String())
+			}
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/dlq"
 	"github.com/stockpipe/stock/projector/status"
 )
@@ -33,12 +32,11 @@ func runTool(ctx context.Context, cfg *config, stdout io.Writer) error {
 		_, err := dlq.List(ctx, cfg.dlq(cfg.DLQ.List), stdout)
 		return err
 	}
-	rdb := stockstore.NewClient(cfg.redis())
-	defer rdb.Close()
-	store, err := stockstore.New(rdb, cfg.RedisPrefix)
+	store, closeRedis, err := cfg.Redis.Open(cfg.tuneRedis)
 	if err != nil {
 		return err
 	}
+	defer closeRedis()
 	switch cfg.command {
 	case "dlq replay":
 		f := cfg.DLQ.Replay
@@ -50,7 +48,7 @@ func runTool(ctx context.Context, cfg *config, stdout io.Writer) error {
 	case "status":
 		sctx, cancel := context.WithTimeout(ctx, statusTimeout)
 		defer cancel()
-		s := status.Read(sctx, status.Config{Brokers: cfg.Brokers, Topic: cfg.Topic, Group: cfg.Group,
+		s := status.Read(sctx, status.Config{Kafka: cfg.Kafka, Topic: cfg.Topic, Group: cfg.Group,
 			DeadLetterTopic: cfg.deadLetterTopic()}, store)
 		if err := s.Write(stdout, time.Now()); err != nil {
 			return err

@@ -5,28 +5,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/stockpipe/stock/internal/flagenv"
+	"github.com/stockpipe/stock/internal/redisconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/query-api/api"
 )
 
 // config is the query API's whole configuration: flags, each with an
-// environment fallback, and defaults for the local stack.
+// environment fallback, and defaults for the local stack. The Redis
+// connection group is the projector's too (internal/redisconn).
 type config struct {
 	Addr string `name:"addr" env:"STOCK_API_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address."`
 
-	RedisAddr     string        `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"127.0.0.1:6379" help:"Redis address (with --redis-cluster, seed nodes separated by commas)."`
-	RedisCluster  bool          `name:"redis-cluster" env:"STOCK_REDIS_CLUSTER" help:"Redis is a Cluster: read the Cluster key layout the projector writes with --redis-cluster (docs/redis-layout.md)."`
-	RedisPassword string        `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer the environment)."`
-	RedisPrefix   string        `name:"redis-prefix" env:"STOCK_REDIS_PREFIX" default:"${redis_prefix}" help:"Prefix of every Redis key."`
-	LevelsTopic   string        `name:"levels-topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic the projector consumes, whose watermarks and heartbeat decide freshness and readiness."`
-	RedisTimeout  time.Duration `name:"redis-timeout" env:"STOCK_API_REDIS_TIMEOUT" default:"500ms" help:"Bound of the Redis reads of one request; past it the API answers 503."`
-	RedisPoolSize int           `name:"redis-pool-size" env:"STOCK_API_REDIS_POOL_SIZE" default:"0" help:"Redis connections (0: 10 per CPU)."`
+	Redis         redisconn.Config `embed:""`
+	LevelsTopic   string           `name:"levels-topic" env:"STOCK_LEVELS_TOPIC" default:"${levels_topic}" help:"Topic the projector consumes, whose watermarks and heartbeat decide freshness and readiness."`
+	RedisTimeout  time.Duration    `name:"redis-timeout" env:"STOCK_API_REDIS_TIMEOUT" default:"500ms" help:"Bound of the Redis reads of one request; past it the API answers 503."`
+	RedisPoolSize int              `name:"redis-pool-size" env:"STOCK_API_REDIS_POOL_SIZE" default:"0" help:"Redis connections (0: 10 per CPU)."`
 
 	MaxBodyBytes     int64         `name:"max-body-bytes" env:"STOCK_API_MAX_BODY_BYTES" default:"262144" help:"Largest request body; larger get 413."`
 	ShutdownTimeout  time.Duration `name:"shutdown-timeout" env:"STOCK_API_SHUTDOWN_TIMEOUT" default:"10s" help:"Bound of draining in-flight requests at shutdown."`
@@ -49,10 +47,7 @@ func (c config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("no listen address"))
 	}
-	if err := c.redis().Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := stockstore.ValidatePrefix(c.RedisPrefix); err != nil {
+	if err := c.Redis.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.RedisTimeout <= 0 {
@@ -97,38 +92,28 @@ func (c config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c config) redis() stockstore.ClientConfig {
-	rc := stockstore.DefaultClientConfig()
-	rc.Addrs = []string{c.RedisAddr}
-	if c.RedisCluster {
-		rc.Cluster = true
-		rc.Addrs = strings.Split(c.RedisAddr, ",")
-	}
-	rc.Password = c.RedisPassword
+// tuneRedis fits the Redis client to serving requests: no connection wait,
+// dial or read may outlast the request's own bound, and a request is not
+// retried (the client retries, or gets 503 quickly).
+func (c config) tuneRedis(rc *stockstore.ClientConfig) {
 	rc.PoolSize = c.RedisPoolSize
-	// No connection wait, dial or read may outlast the request's own bound.
 	rc.DialTimeout, rc.ReadTimeout, rc.WriteTimeout, rc.PoolTimeout =
 		c.RedisTimeout, c.RedisTimeout, c.RedisTimeout, c.RedisTimeout
 	rc.MaxRetries = 0
-	return rc
 }
 
 // logAttrs is the effective configuration for the start log, secrets
 // redacted.
 func (c config) logAttrs() []any {
-	pw := ""
-	if c.RedisPassword != "" {
-		pw = "[redacted]"
-	}
-	return []any{
-		"addr", c.Addr, "redis_addr", c.RedisAddr, "redis_cluster", c.RedisCluster, "redis_password", pw, "redis_prefix", c.RedisPrefix, "levels_topic", c.LevelsTopic,
+	attrs := append([]any{"addr", c.Addr}, c.Redis.LogAttrs()...)
+	return append(attrs, "levels_topic", c.LevelsTopic,
 		"redis_timeout", c.RedisTimeout.String(), "redis_pool_size", c.RedisPoolSize,
 		"max_body_bytes", c.MaxBodyBytes, "shutdown_timeout", c.ShutdownTimeout.String(), "log_level", c.LogLevel,
 		"cache_max_age", c.CacheMaxAge.String(), "max_lag", c.MaxLag.String(), "public_cap", c.PublicCap,
 		"api_keys", fmt.Sprintf("[%d redacted]", len(c.APIKeys)), "rate_limit", c.RateLimit, "rate_burst", c.RateBurst,
 		"access_log", c.AccessLog, "slow_request", c.SlowRequest.String(), "access_log_max_rate", c.AccessLogMaxRate,
 		"pprof_addr", c.PprofAddr,
-	}
+	)
 }
 
 // accessLogMaxRate maps the flag's 0 (unlimited) to what api.Deps takes
@@ -153,7 +138,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	kctx, err := flagenv.Parse(cfg, args, getenv, stdout,
 		kong.Name("query-api"),
 		kong.Description("Serves product stock from the Redis stock cache over HTTP."),
-		kong.Vars{"redis_prefix": stockstore.DefaultPrefix, "levels_topic": api.DefaultWatermarkTopic},
+		kong.Vars{"levels_topic": api.DefaultWatermarkTopic}, redisconn.Vars(),
 	)
 	if err != nil || kctx == nil {
 		return nil, err

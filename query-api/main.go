@@ -57,12 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	stockstore.SetLogger(log)
-	rdb := stockstore.NewClient(cfg.redis())
-	defer rdb.Close()
-	store, err := stockstore.New(rdb, cfg.RedisPrefix)
+	store, closeRedis, err := cfg.Redis.Open(cfg.tuneRedis)
 	if err != nil {
 		return err
 	}
+	defer closeRedis()
 	handler := api.NewServer(api.Deps{
 		Store:            store,
 		Log:              log,

@@ -30,10 +30,10 @@ func TestParseConfig(t *testing.T) {
 		wantErr []string
 	}{
 		{name: "defaults", check: func(c *config) bool {
-			return c.Addr == "127.0.0.1:8080" && c.RedisAddr == "127.0.0.1:6379" && c.RedisPrefix == "stock:" && c.MaxBodyBytes == 256<<10
+			return c.Addr == "127.0.0.1:8080" && c.Redis.Addr == "127.0.0.1:6379" && c.Redis.Prefix == "stock:" && c.MaxBodyBytes == 256<<10
 		}},
 		{name: "environment fallback", env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999", "STOCK_REDIS_ADDR": "redis:6379"},
-			check: func(c *config) bool { return c.Addr == "127.0.0.1:9999" && c.RedisAddr == "redis:6379" }},
+			check: func(c *config) bool { return c.Addr == "127.0.0.1:9999" && c.Redis.Addr == "redis:6379" }},
 		{name: "flag beats environment", args: []string{"--addr", "127.0.0.1:7000"}, env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999"},
 			check: func(c *config) bool { return c.Addr == "127.0.0.1:7000" }},
 		{name: "every problem reported", args: []string{"--redis-prefix", "{x}", "--max-body-bytes", "10", "--redis-timeout", "0s", "--slow-request", "0s", "--access-log-max-rate=-1"},
@@ -74,6 +74,22 @@ func freeAddr(t *testing.T) string {
 }
 
 // syncBuffer is a log sink written by run and read by the test.
+// --help prints every flag with its variable and default (those of the
+// shared Redis group included), and run ends without an error and without
+// serving.
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, env(nil), &out); err != nil {
+		t.Fatalf("run --help: %v", err)
+	}
+	for _, w := range []string{"Usage: query-api", `--addr="127.0.0.1:8080"`, `--redis-addr="127.0.0.1:6379"`, "$STOCK_REDIS_ADDR",
+		"--redis-cluster", `--redis-prefix="stock:"`, "$STOCK_REDIS_PASSWORD", "--redis-timeout=500ms"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("help lacks %q:\n%s", w, out.String())
+		}
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -4,13 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/stockpipe/stock/internal/kafkaconn"
 )
 
 // Config configures a Consumer.
 type Config struct {
-	Brokers []string
-	Topic   string
-	Group   string
+	Kafka kafkaconn.Config
+	Topic string
+	Group string
 	// ClientID names the client to the brokers (logs, quotas).
 	ClientID string
 	// DeadLetterTopic receives the records that do not decode, with the
@@ -49,7 +51,7 @@ type Config struct {
 // DeadLetterSuffix makes the default dead-letter topic from the topic.
 const DeadLetterSuffix = ".dlq"
 
-// DefaultConfig returns the defaults; callers fill Brokers, Topic, Group and
+// DefaultConfig returns the defaults; callers fill Kafka, Topic, Group and
 // DeadLetterTopic (by default Topic + DeadLetterSuffix).
 func DefaultConfig() Config {
 	return Config{
@@ -67,13 +69,8 @@ func DefaultConfig() Config {
 // Validate reports every problem of c.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no kafka broker"))
-	}
-	for _, b := range c.Brokers {
-		if b == "" {
-			errs = append(errs, errors.New("empty kafka broker address"))
-		}
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("no topic"))

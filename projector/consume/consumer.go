@@ -87,8 +87,7 @@ func (c *Consumer) signalLost() {
 
 // newClient is the one constructor of the projector's Kafka client.
 func (c *Consumer) newClient() (*kgo.Client, error) {
-	return kgo.NewClient(
-		kgo.SeedBrokers(c.cfg.Brokers...),
+	return kgo.NewClient(append(c.cfg.Kafka.Opts(),
 		kgo.ClientID(c.cfg.ClientID),
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
@@ -116,7 +115,7 @@ func (c *Consumer) newClient() (*kgo.Client, error) {
 		kgo.OnPartitionsLost(c.lost),
 		kgo.WithLogger(kslog.New(c.log)),
 		kgo.WithHooks(c.kprom),
-	)
+	)...)
 }
 
 // Run consumes until ctx is done, then finishes the batches in hand (under
@@ -137,7 +136,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		cl.AllowRebalance()
 		cl.Close()
 	}()
-	c.log.Info("consuming", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Brokers)
+	c.log.Info("consuming", "topic", c.cfg.Topic, "group", c.cfg.Group, "brokers", c.cfg.Kafka.Brokers)
 
 	for {
 		// Poll at most a few batches per partition round; the workers'

@@ -121,7 +121,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func startConsumer(t *testing.T, topic, group string, store Store) (c *Consumer, stop func()) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Brokers = testenv.KafkaBrokers()
+	cfg.Kafka.Brokers = testenv.KafkaBrokers()
 	cfg.Topic = topic
 	cfg.Group = group
 	cfg.DeadLetterTopic = topic + DeadLetterSuffix

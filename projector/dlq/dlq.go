@@ -21,12 +21,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/projector/consume"
 )
 
 // Config says where the dead letters are and which to read.
 type Config struct {
-	Brokers []string
+	Kafka kafkaconn.Config
 	// Topic is the levels topic the dead letters were refused from; a
 	// dead letter naming another one is never replayed.
 	Topic           string
@@ -58,8 +59,8 @@ var reasonCodes = []string{
 // Validate reports every problem of c.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no kafka broker"))
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Topic == "" || c.DeadLetterTopic == "" {
 		errs = append(errs, errors.New("no topic or dead-letter topic"))
@@ -132,8 +133,8 @@ func letterOf(r *kgo.Record) Letter {
 const stallTimeout = 30 * time.Second
 
 // newClient is the one constructor of this package's Kafka client.
-func newClient(brokers []string) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ClientID("stock-projector-dlq"))
+func newClient(k kafkaconn.Config) (*kgo.Client, error) {
+	cl, err := kgo.NewClient(append(k.Opts(), kgo.ClientID("stock-projector-dlq"))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}
@@ -148,7 +149,7 @@ func Read(ctx context.Context, cfg Config, fn func(Letter) error) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	cl, err := newClient(cfg.Brokers)
+	cl, err := newClient(cfg.Kafka)
 	if err != nil {
 		return err
 	}
@@ -226,8 +227,8 @@ func Read(ctx context.Context, cfg Config, fn func(Letter) error) error {
 // Count returns how many dead letters the topic holds (end minus start
 // offsets, so what retention removed is not counted) and its end offsets,
 // whose growth is every dead letter ever written.
-func Count(ctx context.Context, brokers []string, topic string) (held int64, ends map[int32]int64, err error) {
-	cl, err := newClient(brokers)
+func Count(ctx context.Context, k kafkaconn.Config, topic string) (held int64, ends map[int32]int64, err error) {
+	cl, err := newClient(k)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
@@ -119,7 +120,7 @@ func TestReplayAppliesWhatNowPassesOnce(t *testing.T) {
 	if err := cl.ProduceSync(ctx, letters...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Brokers: testenv.KafkaBrokers(), Topic: levels, DeadLetterTopic: dlqTopic, Filter: AllFilter()}
+	cfg := Config{Kafka: kafkaconn.Config{Brokers: testenv.KafkaBrokers()}, Topic: levels, DeadLetterTopic: dlqTopic, Filter: AllFilter()}
 
 	var out bytes.Buffer
 	n, err := List(ctx, cfg, &out)
@@ -189,7 +190,7 @@ func TestReplayRefusesWhatTheProducerNeverWrote(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := consume.DefaultConfig()
-	cc.Brokers, cc.Topic, cc.Group, cc.DeadLetterTopic = testenv.KafkaBrokers(), levels, group, dlqTopic
+	cc.Kafka.Brokers, cc.Topic, cc.Group, cc.DeadLetterTopic = testenv.KafkaBrokers(), levels, group, dlqTopic
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil)) // the dead-lettering ERROR is expected
 	c, err := consume.New(cc, st, log, prometheus.NewRegistry())
 	if err != nil {
@@ -200,7 +201,7 @@ func TestReplayRefusesWhatTheProducerNeverWrote(t *testing.T) {
 	go func() { done <- c.Run(cctx) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if n, _, err := Count(ctx, testenv.KafkaBrokers(), dlqTopic); err == nil && n == 1 {
+		if n, _, err := Count(ctx, kafkaconn.Config{Brokers: testenv.KafkaBrokers()}, dlqTopic); err == nil && n == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -213,7 +214,7 @@ func TestReplayRefusesWhatTheProducerNeverWrote(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := Config{Brokers: testenv.KafkaBrokers(), Topic: levels, DeadLetterTopic: dlqTopic, Filter: AllFilter()}
+	cfg := Config{Kafka: kafkaconn.Config{Brokers: testenv.KafkaBrokers()}, Topic: levels, DeadLetterTopic: dlqTopic, Filter: AllFilter()}
 	var out bytes.Buffer
 	rep, err := ReplayTo(ctx, cfg, ReplayConfig{}, st, &out)
 	if err != nil || !equal(rep, Report{Untrusted: 1}) || onHand(t, st, "N") != -1 {

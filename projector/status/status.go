@@ -21,13 +21,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/dlq"
 )
 
 // Config says which projection to read.
 type Config struct {
-	Brokers         []string
+	Kafka           kafkaconn.Config
 	Topic           string
 	Group           string
 	DeadLetterTopic string
@@ -101,7 +102,7 @@ func Read(ctx context.Context, cfg Config, store *stockstore.Store) Status {
 			}
 		}
 	}
-	if s.DeadLetters, s.DeadLetterEnds, err = dlq.Count(ctx, cfg.Brokers, cfg.DeadLetterTopic); err != nil {
+	if s.DeadLetters, s.DeadLetterEnds, err = dlq.Count(ctx, cfg.Kafka, cfg.DeadLetterTopic); err != nil {
 		fail("counting dead letters", err)
 	}
 	return s
@@ -118,7 +119,7 @@ func (s *Status) partition(p int32) *Partition {
 
 // readKafka fills the group and its lag per partition.
 func (s *Status) readKafka(ctx context.Context, cfg Config) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID("stock-projector-status"))
+	cl, err := kgo.NewClient(append(cfg.Kafka.Opts(), kgo.ClientID("stock-projector-status"))...)
 	if err != nil {
 		return fmt.Errorf("creating kafka client: %w", err)
 	}

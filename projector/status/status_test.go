@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
@@ -68,7 +69,7 @@ func TestStatusNamesPartitionsLagAndDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := Read(ctx, Config{Brokers: testenv.KafkaBrokers(), Topic: topic, Group: group, DeadLetterTopic: dlqTopic}, st)
+	s := Read(ctx, Config{Kafka: kafkaconn.Config{Brokers: testenv.KafkaBrokers()}, Topic: topic, Group: group, DeadLetterTopic: dlqTopic}, st)
 	var out bytes.Buffer
 	if err := s.Write(&out, time.Now()); err != nil {
 		t.Fatal(err)
