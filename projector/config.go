@@ -17,6 +17,7 @@ import (
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
 	"github.com/stockpipe/stock/projector/dlq"
+	"github.com/stockpipe/stock/projector/rebuild"
 	"github.com/stockpipe/stock/schemas"
 )
 
@@ -124,8 +125,8 @@ func (r rebuildFlags) time() (time.Time, error) {
 }
 
 // rebuild is the rebuild configuration.
-func (c config) rebuild() (consume.RebuildConfig, error) {
-	rc := consume.DefaultRebuildConfig()
+func (c config) rebuild() (rebuild.Config, error) {
+	rc := rebuild.DefaultConfig()
 	rc.Brokers = c.Kafka.Brokers
 	rc.Topic = c.Topic
 	rc.BatchSize = c.BatchSize
@@ -166,8 +167,8 @@ func (c config) Validate() error {
 // guard is the configuration of the lost-cache guard, whose rebuild is the
 // rebuild command's (flags of "projector rebuild" at their defaults when
 // running).
-func (c config) guard() (consume.GuardConfig, error) {
-	gc := consume.DefaultGuardConfig()
+func (c config) guard() (rebuild.GuardConfig, error) {
+	gc := rebuild.DefaultGuardConfig()
 	gc.Every = c.CacheCheck
 	rc, err := c.rebuild()
 	gc.Rebuild = rc
@@ -226,7 +227,7 @@ func (c config) slogLevel() slog.Level {
 // vars are the defaults of the projector's packages for the flags that
 // name them.
 func vars() kong.Vars {
-	cc, gc, rc := consume.DefaultConfig(), consume.DefaultGuardConfig(), consume.DefaultRebuildConfig()
+	cc, gc, rc := consume.DefaultConfig(), rebuild.DefaultGuardConfig(), rebuild.DefaultConfig()
 	return kong.Vars{
 		"levels_topic":         schemas.TopicLevels,
 		"batch_size":           strconv.Itoa(cc.BatchSize),

@@ -26,6 +26,7 @@ import (
 
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
+	"github.com/stockpipe/stock/projector/rebuild"
 )
 
 func main() {
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		job = func(ctx context.Context, _ *errgroup.Group) error {
-			_, err := consume.Rebuild(ctx, rc, store, log, reg)
+			_, err := rebuild.Run(ctx, rc, store, log, reg)
 			return err
 		}
 	default:
@@ -119,7 +120,7 @@ func project(ctx context.Context, cfg *config, store *stockstore.Store, log *slo
 	if err != nil {
 		return nil, err
 	}
-	guard, err := consume.NewGuard(gc, store, log, reg)
+	guard, err := rebuild.NewGuard(gc, store, log, reg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,10 @@
 package stockstore
 
+// What every read and write uses of generations: the active generation
+// pointer, its cache for readers, pinned and generation-requiring stores,
+// and what the guard and status read. The rebuild's side is in rebuild.go
+// (the session), generation_switch.go (its steps) and generation_delete.go.
+
 import (
 	"context"
 	"errors"
@@ -23,14 +28,6 @@ import (
 // last read. It bounds how long a reader may keep reading a retired
 // generation after a switch.
 const GenerationCacheTTL = time.Second
-
-// RetireDelay is the least time between switching generations and deleting
-// the old one: readers' caches have expired by then.
-const RetireDelay = 3 * GenerationCacheTTL
-
-// ErrRebuildRunning is returned by LockRebuild when another rebuild holds
-// the lock.
-var ErrRebuildRunning = errors.New("another rebuild is running")
 
 type genCache struct {
 	ttl time.Duration
@@ -120,16 +117,23 @@ func (s *Store) Generation(ctx context.Context) (int64, error) {
 	if k.prefix == s.base {
 		return 0, nil
 	}
-	return strconv.ParseInt(k.prefix[len(s.base)+1:len(k.prefix)-1], 10, 64)
+	return strconv.ParseInt(k.prefix[len(s.base)+len(genMark):len(k.prefix)-len(genEnd)], 10, 64)
 }
 
-// InGeneration returns a store over the same client and base prefix pinned
+// inGeneration returns a store over the same client and base prefix pinned
 // to generation gen: it reads and writes that generation whatever the
-// active one.
-func (s *Store) InGeneration(gen int64) *Store {
+// active one (Rebuild.Store).
+func (s *Store) inGeneration(gen int64) *Store {
 	c := *s
 	c.pinned = gen
 	return &c
+}
+
+// forget drops the cached generation so the next read asks Redis.
+func (s *Store) forget() {
+	s.gen.mu.Lock()
+	s.gen.at = time.Time{}
+	s.gen.mu.Unlock()
 }
 
 // InitGeneration makes sure a generation is active. On a Redis without the
@@ -182,8 +186,9 @@ const (
 	// persistence; on a Cluster, possibly one master only).
 	PointerMissing
 	// PointerSplit: on a Cluster, copies that differ from the pointer: a
-	// switch under way (Activate), or one a crashed rebuild left half done,
-	// which leaves writers and readers on different generations for good.
+	// switch under way (Rebuild.Switch), or one a crashed rebuild left half
+	// done, which leaves writers and readers on different generations for
+	// good.
 	PointerSplit
 )
 
@@ -225,24 +230,4 @@ func (s *Store) RebuildLocked(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("checking rebuild lock: %w", err)
 	}
 	return n == 1, nil
-}
-
-// NewGeneration hands out a generation number never used under this base
-// prefix (until a flush). Nothing reads it until Activate.
-func (s *Store) NewGeneration(ctx context.Context) (int64, error) {
-	for {
-		g, err := s.rdb.Incr(ctx, s.base+generationLastKey).Result()
-		if err != nil {
-			return 0, fmt.Errorf("allocating generation: %w", err)
-		}
-		// After a flush the counter restarts while an old pointer cannot
-		// exist; still, never hand out the active one.
-		active, err := s.ActiveGeneration(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if g != active {
-			return g, nil
-		}
-	}
 }

@@ -1,10 +1,14 @@
 package stockstore
 
+// The key layout: the Go functions that name every key, and the Lua helpers
+// the scripts name keys with, built from the same constants (luaKeys).
+
 import (
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"text/template"
 )
 
 // DefaultPrefix is the key prefix used when none is configured.
@@ -19,15 +23,27 @@ const DefaultPrefix = "stock:"
 // Data keys live under a generation prefix: the base prefix itself for
 // generation 0 (the layout before generations existed, and what an
 // unconfigured store uses), base + "g<n>:" for generation n. The Lua scripts
-// build the same names (scripts.go): keep both in step.
+// build the same names with helpers generated from these constants
+// (luaKeys), and a test compares both on a real Redis.
 const (
 	productKind   = "product:"   // hash: pos (Position.Key), doc (served JSON), low (low-stock warehouses)
 	tombstoneKind = "tombstone:" // string: Position.Key of the deleting tombstone
 	watermarkKind = "watermark:" // hash per topic: partition -> JSON watermarkDoc
 	lowStockKind  = "lowstock:"  // sorted set per warehouse, score 0: product ids whose row is LOW or OUT
 	changesKind   = "changes"    // sorted set: product id scored by its apply sequence
-	// changes + ":seq" is the apply sequence counter, changes + ":floor" the
-	// highest sequence trimmed away.
+
+	changesSeq   = ":seq"   // after a change index's name: its apply sequence counter
+	changesFloor = ":floor" // after a change index's name: the highest sequence trimmed away
+)
+
+// The punctuation of key names, shared by the Go functions below and the
+// Lua helpers built from them.
+const (
+	genMark   = "g" // generation n's data keys start with base + genMark + n + genEnd
+	genEnd    = ":"
+	tagOpen   = "{" // a hash tag: tagOpen + id + tagClose on a single node
+	tagClose  = "}"
+	bucketSep = ":" // on a Cluster: kind + bucket tag + bucketSep + id
 )
 
 // Keys outside any generation, under the base prefix.
@@ -65,7 +81,7 @@ func genPrefix(base string, gen int64) string {
 	if gen == 0 {
 		return base
 	}
-	return base + "g" + strconv.FormatInt(gen, 10) + ":"
+	return base + genMark + strconv.FormatInt(gen, 10) + genEnd
 }
 
 // ClusterBuckets is the number of slot groups (buckets) of the layout on a
@@ -91,15 +107,14 @@ func bucketOf(id string, n int) int {
 }
 
 // bucketTag is the hash tag of bucket k.
-func bucketTag(k int) string { return "{b" + strconv.Itoa(k) + "}" }
+func bucketTag(k int) string { return tagOpen + "b" + strconv.Itoa(k) + tagClose }
 
 // keys names the data keys of one generation. On a single node (buckets
 // 0) every key of a product carries the hash tag {product_id}, the
 // low-stock set of a warehouse {warehouse_id}, and the change index is one
 // key. On a Cluster (buckets > 0) the bucket's tag replaces them:
 // product:{b<k>}:<id>, lowstock:{b<k>}:<wh>, changes:{b<k>}. The Lua
-// scripts build the same names (scripts.go, key and ckey): keep both in
-// step.
+// scripts build the same names with key and ckey (luaKeys).
 type keys struct {
 	prefix  string
 	buckets int
@@ -107,9 +122,9 @@ type keys struct {
 
 func (k keys) tagged(kind string, bucket int, rest string) string {
 	if k.buckets == 0 {
-		return k.prefix + kind + "{" + rest + "}"
+		return k.prefix + kind + tagOpen + rest + tagClose
 	}
-	return k.prefix + kind + bucketTag(bucket) + ":" + rest
+	return k.prefix + kind + bucketTag(bucket) + bucketSep + rest
 }
 
 func (k keys) bucket(id string) int {
@@ -138,7 +153,7 @@ func (k keys) changes(bucket int) string {
 	if k.buckets == 0 {
 		return k.prefix + changesKind
 	}
-	return k.prefix + changesKind + ":" + bucketTag(bucket)
+	return k.prefix + changesKind + bucketSep + bucketTag(bucket)
 }
 
 // watermarkBucket is the bucket of a partition's watermark.
@@ -156,15 +171,56 @@ func pointerKey(base string, buckets, bucket int) string {
 	if buckets == 0 {
 		return base + generationKey
 	}
-	return base + generationKey + ":" + bucketTag(bucket)
+	return base + generationKey + bucketSep + bucketTag(bucket)
 }
 
-// nextPointerKey is the next-generation pointer (Store.SetNext) the scripts
-// of a bucket read: one key on a single node, a copy per bucket, in its
-// slot, on a Cluster.
+// nextPointerKey is the next-generation pointer (Rebuild.Mirror) the
+// scripts of a bucket read: one key on a single node, a copy per bucket, in
+// its slot, on a Cluster.
 func nextPointerKey(base string, buckets, bucket int) string {
 	if buckets == 0 {
 		return base + generationNextKey
 	}
-	return base + generationNextKey + ":" + bucketTag(bucket)
+	return base + generationNextKey + bucketSep + bucketTag(bucket)
 }
+
+// luaKeys is the Lua twin of the functions above, for the scripts, which
+// resolve the generation themselves and so cannot take every key as KEYS.
+// It is generated from the same constants; what it cannot share is the
+// shape of each name, which TestLuaKeysMatchGo checks on a real Redis.
+//
+// genprefix(base, n) is genPrefix for n > 0 (n a string). key(p, bt, kind,
+// rest) is keys.tagged and ckey(p, bt) keys.changes, with p a generation's
+// prefix and bt the bucket's hash tag on a Cluster, empty on a single node.
+// PRODUCT, TOMBSTONE, LOWSTOCK and WATERMARK are the kinds, SEQ and FLOOR
+// what follows a change index's name for its counter and its floor.
+var luaKeys = func() string {
+	q := func(s string) string {
+		return "'" + strings.NewReplacer(`\`, `\\`, "'", `\'`, "\n", `\n`).Replace(s) + "'"
+	}
+	t := template.Must(template.New("keys").Parse(`
+local PRODUCT, TOMBSTONE, LOWSTOCK, WATERMARK = {{.product}}, {{.tombstone}}, {{.lowstock}}, {{.watermark}}
+local SEQ, FLOOR = {{.seq}}, {{.floor}}
+local function genprefix(base, n)
+  return base .. {{.genMark}} .. n .. {{.genEnd}}
+end
+local function key(p, bt, kind, rest)
+  if bt == '' then return p .. kind .. {{.tagOpen}} .. rest .. {{.tagClose}} end
+  return p .. kind .. bt .. {{.bucketSep}} .. rest
+end
+local function ckey(p, bt)
+  if bt == '' then return p .. {{.changes}} end
+  return p .. {{.changes}} .. {{.bucketSep}} .. bt
+end
+`))
+	var b strings.Builder
+	if err := t.Execute(&b, map[string]string{
+		"product": q(productKind), "tombstone": q(tombstoneKind), "lowstock": q(lowStockKind),
+		"watermark": q(watermarkKind), "changes": q(changesKind), "seq": q(changesSeq), "floor": q(changesFloor),
+		"genMark": q(genMark), "genEnd": q(genEnd), "tagOpen": q(tagOpen), "tagClose": q(tagClose),
+		"bucketSep": q(bucketSep),
+	}); err != nil {
+		panic(err) // the template and its data are fixed: a failure is a bug here
+	}
+	return b.String()
+}()

@@ -10,10 +10,10 @@ import (
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
 )
 
-// A rebuild names the generation it is about to switch to; from then on the
-// live projector's writes reach it as well, so after the switch it shows
-// every product at least as new as the retired generation did, even those
-// the rebuild's own replay never wrote.
+// A rebuild names the generation it is about to switch to (Mirror); from
+// then on the live projector's writes reach it as well, so after the switch
+// it shows every product at least as new as the retired generation did,
+// even those the rebuild's own replay never wrote.
 func TestWritesReachTheNextGeneration(t *testing.T) {
 	st, _ := storetest.New(t)
 	testWritesReachTheNextGeneration(t, st)
@@ -32,20 +32,21 @@ func testWritesReachTheNextGeneration(t *testing.T, st *stockstore.Store) {
 		t.Fatal(err)
 	}
 
-	next, err := st.NewGeneration(ctx)
+	rb, _, err := st.BeginRebuild(ctx, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rebuilt := st.InGeneration(next)
-	// Before SetNext the live writes stay in the active generation.
+	defer rb.Close(ctx)
+	rebuilt := rb.Store()
+	// Before Mirror the live writes stay in the active generation.
 	if _, err := live.Apply(ctx, []stockstore.Snapshot{snap("A", pos(11, 1), 2)}, mark(11)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rebuilt.Get(ctx, "A"); !errors.Is(err, stockstore.ErrNotFound) {
-		t.Fatalf("A in the next generation before SetNext: %v, want not found", err)
+		t.Fatalf("A in the next generation before Mirror: %v, want not found", err)
 	}
 
-	if err := st.SetNext(ctx, next, time.Minute); err != nil {
+	if err := rb.Mirror(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// The rebuild's replay writes an old snapshot of B; the live projector
@@ -69,10 +70,8 @@ func testWritesReachTheNextGeneration(t *testing.T, st *stockstore.Store) {
 		t.Fatal(err)
 	}
 
-	if err := st.ExtendNext(ctx, next, time.Minute); err != nil {
-		t.Fatalf("extending the pointer it set: %v", err)
-	}
-	if _, err := st.Activate(ctx, next); err != nil {
+	// Switch extends the pointer first: it refuses one that is lost.
+	if _, err := rb.Switch(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for id, want := range map[string]int64{"A": 3, "B": 3, "D": 9} {
@@ -89,7 +88,7 @@ func testWritesReachTheNextGeneration(t *testing.T, st *stockstore.Store) {
 		t.Fatalf("watermarks after the switch = %+v, %v; want partition 3 at 12", marks, err)
 	}
 	// The switch cleared the pointer: nothing is mirrored any more.
-	if err := st.ExtendNext(ctx, next, time.Minute); !errors.Is(err, stockstore.ErrNextLost) {
+	if err := st.ExtendNext(ctx, rb.Generation(), time.Minute); !errors.Is(err, stockstore.ErrNextLost) {
 		t.Fatalf("extending after the switch: %v, want ErrNextLost", err)
 	}
 }

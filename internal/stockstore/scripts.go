@@ -2,22 +2,21 @@ package stockstore
 
 import "github.com/redis/go-redis/v9"
 
-// The scripts build key names themselves (key, ckey below) rather than take
-// them all as KEYS, because the generation they write to is resolved inside
-// the script: a write can then never land in a generation that a rebuild
-// has just retired. KEYS[1] is the generation pointer they read: the
-// pointer itself on a single node, the bucket's copy on a Cluster, where
-// every key a script touches carries the bucket's hash tag and so lives in
-// KEYS[1]'s slot (Redis allows undeclared keys of the declared slot). The
-// names must match keys.go.
+// The scripts build key names themselves (key, ckey from luaKeys) rather
+// than take them all as KEYS, because the generation they write to is
+// resolved inside the script: a write can then never land in a generation
+// that a rebuild has just retired. KEYS[1] is the generation pointer they
+// read: the pointer itself on a single node, the bucket's copy on a Cluster,
+// where every key a script touches carries the bucket's hash tag and so
+// lives in KEYS[1]'s slot (Redis allows undeclared keys of the declared
+// slot).
 
 // luaPrefix resolves the generation prefix: KEYS[1] the pointer, base and
 // gen, gen ” meaning the active generation (absent pointer: generation 0,
 // the base itself) and gen "!" the active generation that must exist: with
 // the pointer absent gprefix returns nil and the script writes nothing
-// (nogen). key and ckey name a generation's keys; bt is the bucket's hash
-// tag on a Cluster, ” on a single node.
-const luaPrefix = `
+// (nogen). The key helpers come from luaKeys.
+var luaPrefix = luaKeys + `
 local function gprefix(base, gen)
   if gen == '' or gen == '!' then
     local g = redis.call('GET', KEYS[1])
@@ -25,27 +24,19 @@ local function gprefix(base, gen)
     gen = g or '0'
   end
   if gen == '0' then return base, gen end
-  return base .. 'g' .. gen .. ':', gen
+  return genprefix(base, gen), gen
 end
 local function nogen()
   return redis.error_reply('NOGEN no active cache generation')
 end
 -- mirror is the prefix of the generation a rebuild is about to switch to
--- (KEYS[2], see Store.SetNext), which a write following the active
--- generation (gen ” or "!", resolved to g) also goes to; nil when none.
+-- (KEYS[2], see Rebuild.Mirror), which a write following the active
+-- generation (gen '' or "!", resolved to g) also goes to; nil when none.
 local function mirror(base, gen, g)
   if gen ~= '' and gen ~= '!' then return nil end
   local n = redis.call('GET', KEYS[2])
   if not n or n == g then return nil end
-  return base .. 'g' .. n .. ':'
-end
-local function key(p, bt, kind, rest)
-  if bt == '' then return p .. kind .. '{' .. rest .. '}' end
-  return p .. kind .. bt .. ':' .. rest
-end
-local function ckey(p, bt)
-  if bt == '' then return p .. 'changes' end
-  return p .. 'changes:' .. bt
+  return genprefix(base, n)
 end
 `
 
@@ -72,7 +63,7 @@ end
 // A write that follows the active generation is also applied, checked on
 // its own, to the generation a rebuild is about to switch to (mirror): that
 // generation then holds everything the active one gets from the moment
-// Store.SetNext returned, and the rebuild's replay of the topic up to the
+// Rebuild.Mirror returned, and the rebuild's replay of the topic up to the
 // offsets it reads after that covers everything before. So switching never
 // shows a product older than the retired generation did.
 //
@@ -98,8 +89,8 @@ if not p then return nogen() end
 local mp = mirror(ARGV[1], ARGV[2], g)
 local bt = ARGV[3]
 local function apply(p, id, newpos, del, doc, low)
-  local pk = key(p, bt, 'product:', id)
-  local tk = key(p, bt, 'tombstone:', id)
+  local pk = key(p, bt, PRODUCT, id)
+  local tk = key(p, bt, TOMBSTONE, id)
   local cur = redis.call('HMGET', pk, 'pos', 'low')
   local pos, oldlow, tomb = cur[1], cur[2], false
   if not pos then
@@ -111,7 +102,7 @@ local function apply(p, id, newpos, del, doc, low)
   end
   if oldlow then
     for wh in string.gmatch(oldlow, '[^\n]+') do
-      redis.call('ZREM', key(p, bt, 'lowstock:', wh), id)
+      redis.call('ZREM', key(p, bt, LOWSTOCK, wh), id)
     end
   end
   if del == '1' then
@@ -121,7 +112,7 @@ local function apply(p, id, newpos, del, doc, low)
     if low ~= '' then
       redis.call('HSET', pk, 'pos', newpos, 'doc', doc, 'low', low)
       for wh in string.gmatch(low, '[^\n]+') do
-        redis.call('ZADD', key(p, bt, 'lowstock:', wh), 0, id)
+        redis.call('ZADD', key(p, bt, LOWSTOCK, wh), 0, id)
       end
     else
       redis.call('HSET', pk, 'pos', newpos, 'doc', doc)
@@ -132,7 +123,7 @@ local function apply(p, id, newpos, del, doc, low)
     if tomb then redis.call('DEL', tk) end
   end
   local ck = ckey(p, bt)
-  local seq = redis.call('INCR', ck .. ':seq')
+  local seq = redis.call('INCR', ck .. SEQ)
   redis.call('ZADD', ck, seq, id)
   return 1
 end
@@ -157,7 +148,7 @@ var watermarkScript = redis.NewScript(luaPrefix + `
 local p, g = gprefix(ARGV[1], ARGV[2])
 if not p then return nogen() end
 local function mark(p)
-  local k = key(p, ARGV[3], 'watermark:', ARGV[4])
+  local k = key(p, ARGV[3], WATERMARK, ARGV[4])
   local cur = redis.call('HGET', k, ARGV[5])
   if cur then
     local ok, v = pcall(cjson.decode, cur)
@@ -184,7 +175,7 @@ local k = ckey(p, ARGV[3])
 local drop = redis.call('ZCARD', k) - tonumber(ARGV[4])
 if drop <= 0 then return 0 end
 local last = redis.call('ZRANGE', k, drop - 1, drop - 1, 'WITHSCORES')
-redis.call('SET', k .. ':floor', last[2])
+redis.call('SET', k .. FLOOR, last[2])
 redis.call('ZREMRANGEBYRANK', k, 0, drop - 1)
 return drop
 `)
@@ -201,11 +192,11 @@ var changesScript = redis.NewScript(luaPrefix + `
 local p, gen = gprefix(ARGV[1], '')
 local bt = ARGV[2]
 local k = ckey(p, bt)
-local head = redis.call('GET', k .. ':seq') or '0'
+local head = redis.call('GET', k .. SEQ) or '0'
 local from = '-inf'
 if ARGV[3] ~= '' then
   if ARGV[3] ~= gen then return {gen, 'expired', head} end
-  local floor = tonumber(redis.call('GET', k .. ':floor') or '0')
+  local floor = tonumber(redis.call('GET', k .. FLOOR) or '0')
   if tonumber(ARGV[4]) < floor then return {gen, 'expired', head} end
   from = '(' .. ARGV[4]
 end
@@ -215,10 +206,10 @@ if limit <= 0 then return out end
 local ids = redis.call('ZRANGEBYSCORE', k, from, '+inf', 'WITHSCORES', 'LIMIT', 0, limit)
 for i = 1, #ids, 2 do
   local id = ids[i]
-  local pos = redis.call('HGET', key(p, bt, 'product:', id), 'pos')
+  local pos = redis.call('HGET', key(p, bt, PRODUCT, id), 'pos')
   local del = '0'
   if not pos then
-    pos = redis.call('GET', key(p, bt, 'tombstone:', id)) or ''
+    pos = redis.call('GET', key(p, bt, TOMBSTONE, id)) or ''
     del = '1'
   end
   out[#out + 1] = id

@@ -29,7 +29,7 @@ import (
 var ErrNotFound = errors.New("product not found")
 
 // Store reads and writes the stock cache under one key prefix. A Store from
-// New follows the active generation (generation.go); one from InGeneration
+// New follows the active generation (generation.go); one from Rebuild.Store
 // is pinned to one generation, which is how a rebuild writes a new one.
 type Store struct {
 	rdb  redis.UniversalClient
@@ -80,7 +80,7 @@ func (s *Store) bucketTag(k int) string {
 func (s *Store) pointer(k int) string { return pointerKey(s.base, s.buckets, k) }
 
 // nextPointer is the next-generation pointer the write scripts of bucket k
-// read (Store.SetNext).
+// read (Rebuild.Mirror).
 func (s *Store) nextPointer(k int) string { return nextPointerKey(s.base, s.buckets, k) }
 
 // Prefix returns the base key prefix of the store.

@@ -16,12 +16,12 @@ import (
 // errBadRecord marks a record that cannot be projected, whatever the retry.
 var errBadRecord = errors.New("bad record")
 
-// badRecord is a record skipped by a batch, with why: reason is a short
-// code for the metric label and the dead letter's header, err the detail.
-type badRecord struct {
-	rec    *kgo.Record
-	reason string
-	err    error
+// BadRecord is a record skipped by a batch, with why: Reason is a short
+// code for the metric label and the dead letter's header, Err the detail.
+type BadRecord struct {
+	Rec    *kgo.Record
+	Reason string
+	Err    error
 }
 
 // Reasons a record is bad (the reason label of bad_records_total and the
@@ -52,50 +52,51 @@ type Trust struct {
 	Copied bool
 }
 
-// batch is what one Redis round trip applies: the latest snapshot of each
-// product among a run of records of one partition.
-type batch struct {
-	snaps []stockstore.Snapshot
-	// superseded counts records dropped because a later record of the same
+// Batch is what one Redis round trip applies: the latest snapshot of each
+// product among a run of records of one partition. The live consumer and
+// the rebuild's replay (projector/rebuild) both apply Batches.
+type Batch struct {
+	Snaps []stockstore.Snapshot
+	// Superseded counts records dropped because a later record of the same
 	// product in the batch replaces them.
-	superseded int
-	bad        []badRecord
-	// last is the newest position in the batch and its commit time (zero
-	// when no record decoded).
-	last       position.Position
-	lastCommit time.Time
+	Superseded int
+	Bad        []BadRecord
+	// Last is the newest position in the batch and LastCommit its commit
+	// time (zero when no record decoded).
+	Last       position.Position
+	LastCommit time.Time
 }
 
-// newBatch decodes recs (in offset order, one partition) and keeps, per
+// NewBatch decodes recs (in offset order, one partition) and keeps, per
 // product, the snapshot with the greatest position; on equal positions the
 // later record wins, as it would in Redis. Transaction markers carry
 // nothing to apply; they only move the offset to commit.
-func newBatch(recs []*kgo.Record, tr Trust) batch {
-	var b batch
-	b.snaps = make([]stockstore.Snapshot, 0, len(recs))
-	at := make(map[string]int, len(recs)) // product id -> index in b.snaps
+func NewBatch(recs []*kgo.Record, tr Trust) Batch {
+	var b Batch
+	b.Snaps = make([]stockstore.Snapshot, 0, len(recs))
+	at := make(map[string]int, len(recs)) // product id -> index in b.Snaps
 	for _, r := range recs {
 		if r.Attrs.IsControl() {
 			continue
 		}
 		s, reason, err := SnapshotOf(r, tr)
 		if err != nil {
-			b.bad = append(b.bad, badRecord{rec: r, reason: reason, err: err})
+			b.Bad = append(b.Bad, BadRecord{Rec: r, Reason: reason, Err: err})
 			continue
 		}
-		if s.Position.After(b.last) || b.last.IsZero() {
-			b.last, b.lastCommit = s.Position, s.CommitTime
+		if s.Position.After(b.Last) || b.Last.IsZero() {
+			b.Last, b.LastCommit = s.Position, s.CommitTime
 		}
 		i, seen := at[s.ProductID]
 		switch {
 		case !seen:
-			at[s.ProductID] = len(b.snaps)
-			b.snaps = append(b.snaps, s)
-		case s.Position.Compare(b.snaps[i].Position) >= 0:
-			b.snaps[i] = s
-			b.superseded++
+			at[s.ProductID] = len(b.Snaps)
+			b.Snaps = append(b.Snaps, s)
+		case s.Position.Compare(b.Snaps[i].Position) >= 0:
+			b.Snaps[i] = s
+			b.Superseded++
 		default:
-			b.superseded++
+			b.Superseded++
 		}
 	}
 	return b

@@ -113,15 +113,15 @@ func TestNewBatch(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Records built here carry no transactional bit: that check has
 			// its own test.
-			b := newBatch(tt.recs, Trust{AcceptNonTransactional: true})
-			if len(b.bad) != tt.bad || b.superseded != tt.superseded {
-				t.Errorf("bad %d superseded %d, want %d and %d (bad: %v)", len(b.bad), b.superseded, tt.bad, tt.superseded, b.bad)
+			b := NewBatch(tt.recs, Trust{AcceptNonTransactional: true})
+			if len(b.Bad) != tt.bad || b.Superseded != tt.superseded {
+				t.Errorf("bad %d superseded %d, want %d and %d (bad: %v)", len(b.Bad), b.Superseded, tt.bad, tt.superseded, b.Bad)
 			}
-			if len(b.snaps) != len(tt.want) {
-				t.Fatalf("got %d snapshots %+v, want %d", len(b.snaps), b.snaps, len(tt.want))
+			if len(b.Snaps) != len(tt.want) {
+				t.Fatalf("got %d snapshots %+v, want %d", len(b.Snaps), b.Snaps, len(tt.want))
 			}
 			for i, w := range tt.want {
-				s := b.snaps[i]
+				s := b.Snaps[i]
 				if s.ProductID != w.id || s.Position != w.pos || s.Deleted != w.deleted || s.OnHand != w.onHand {
 					t.Errorf("snapshot %d = %s at %s deleted=%v on_hand=%d, want %+v", i, s.ProductID, s.Position, s.Deleted, s.OnHand, w)
 				}
@@ -131,9 +131,9 @@ func TestNewBatch(t *testing.T) {
 }
 
 func TestNewBatchRefusesRecordsWrittenOutsideTransactions(t *testing.T) {
-	b := newBatch([]*kgo.Record{levelRecord(t, "t", "A", pos(1, 1), 1)}, Trust{})
-	if len(b.snaps) != 0 || len(b.bad) != 1 || b.bad[0].reason != ReasonNotTransactional {
-		t.Fatalf("snapshots %+v bad %+v, want the record refused as %s", b.snaps, b.bad, ReasonNotTransactional)
+	b := NewBatch([]*kgo.Record{levelRecord(t, "t", "A", pos(1, 1), 1)}, Trust{})
+	if len(b.Snaps) != 0 || len(b.Bad) != 1 || b.Bad[0].Reason != ReasonNotTransactional {
+		t.Fatalf("snapshots %+v bad %+v, want the record refused as %s", b.Snaps, b.Bad, ReasonNotTransactional)
 	}
 }
 
@@ -149,9 +149,9 @@ func TestNewBatchNamesWhyARecordIsBad(t *testing.T) {
 		"key of another product":   {&kgo.Record{Key: []byte("B"), Value: level(t, "A", pos(1, 1), 1)}, ReasonBreaksContract},
 		"tombstone without ce_id":  {&kgo.Record{Key: []byte("C")}, ReasonBadTombstone},
 	} {
-		b := newBatch([]*kgo.Record{c.rec}, Trust{AcceptNonTransactional: true})
-		if len(b.bad) != 1 || b.bad[0].reason != c.reason {
-			t.Errorf("%s: bad %+v, want one with reason %s", name, b.bad, c.reason)
+		b := NewBatch([]*kgo.Record{c.rec}, Trust{AcceptNonTransactional: true})
+		if len(b.Bad) != 1 || b.Bad[0].Reason != c.reason {
+			t.Errorf("%s: bad %+v, want one with reason %s", name, b.Bad, c.reason)
 		}
 	}
 }

@@ -48,7 +48,7 @@ type Consumer struct {
 
 	// cacheLost is signalled by workers whose writes found no cache generation
 	// (stockstore.ErrNoGeneration). One pending signal is enough: the
-	// Guard checks Redis itself, so further signals are dropped.
+	// guard checks Redis itself, so further signals are dropped.
 	cacheLost chan struct{}
 }
 
@@ -74,8 +74,8 @@ func New(cfg Config, store Store, log *slog.Logger, reg prometheus.Registerer) (
 
 // CacheLost delivers a signal when a write found that Redis lost the cache
 // (no active generation). The workers keep retrying their batches, without
-// committing, until a generation is active again: pass it to a Guard,
-// which rebuilds the cache.
+// committing, until a generation is active again: pass it to a
+// rebuild.Guard (projector/rebuild), which rebuilds the cache.
 func (c *Consumer) CacheLost() <-chan struct{} { return c.cacheLost }
 
 func (c *Consumer) signalLost() {

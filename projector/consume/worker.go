@@ -119,21 +119,21 @@ func (w *worker) fill(pending []*kgo.Record) []*kgo.Record {
 // partition's next owner.
 func (w *worker) process(recs []*kgo.Record) bool {
 	m := w.c.metrics
-	b := newBatch(recs, Trust{AcceptNonTransactional: w.c.cfg.AcceptNonTransactional})
-	for _, bad := range b.bad {
+	b := NewBatch(recs, Trust{AcceptNonTransactional: w.c.cfg.AcceptNonTransactional})
+	for _, bad := range b.Bad {
 		m.decodeErrs.Inc()
-		m.badRecords.WithLabelValues(bad.reason).Inc()
-		w.log.Error("dead-lettering bad record", "offset", bad.rec.Offset, "key", fmt.Sprintf("%.64q", bad.rec.Key),
-			"reason", bad.reason, "error", bad.err)
+		m.badRecords.WithLabelValues(bad.Reason).Inc()
+		w.log.Error("dead-lettering bad record", "offset", bad.Rec.Offset, "key", fmt.Sprintf("%.64q", bad.Rec.Key),
+			"reason", bad.Reason, "error", bad.Err)
 	}
 	// Dead letters are written before the batch's offsets can be committed,
 	// so a crash never loses one (it may write one twice).
-	if len(b.bad) > 0 && !w.deadLetter(b.bad) {
+	if len(b.Bad) > 0 && !w.deadLetter(b.Bad) {
 		return false
 	}
-	m.superseded.Add(float64(b.superseded))
-	if !b.last.IsZero() {
-		w.last, w.lastCommit = b.last, b.lastCommit
+	m.superseded.Add(float64(b.Superseded))
+	if !b.Last.IsZero() {
+		w.last, w.lastCommit = b.Last, b.LastCommit
 	}
 	// The commit goes past the batch's last record, a transaction marker
 	// included; the watermark names the last data record, as a replay
@@ -151,7 +151,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 			CaughtUp: lastRec.Offset+1 >= w.hwm.Load(),
 		}
 		var ok bool
-		if applied, ok = w.apply(b.snaps, mark); !ok {
+		if applied, ok = w.apply(b.Snaps, mark); !ok {
 			return false
 		}
 	}
@@ -162,7 +162,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 			continue
 		}
 		m.applied.Inc()
-		if ct := b.snaps[i].CommitTime; !ct.IsZero() {
+		if ct := b.Snaps[i].CommitTime; !ct.IsZero() {
 			m.endToEnd.Observe(now.Sub(ct).Seconds())
 		}
 	}
@@ -178,7 +178,7 @@ func (w *worker) process(recs []*kgo.Record) bool {
 
 // deadLetter writes bad records to the dead-letter topic, retrying with
 // backoff until the broker acknowledges or the worker is told to quit.
-func (w *worker) deadLetter(bad []badRecord) bool {
+func (w *worker) deadLetter(bad []BadRecord) bool {
 	m := w.c.metrics
 	recs := make([]*kgo.Record, len(bad))
 	for i, b := range bad {
@@ -213,8 +213,8 @@ func (w *worker) deadLetter(bad []badRecord) bool {
 // deadLetterRecord copies a bad record, key, value and headers as they were,
 // adding why and where it came from in headers (dlq_*), so an operator can
 // fix and replay it.
-func deadLetterRecord(topic string, b badRecord) *kgo.Record {
-	r := b.rec
+func deadLetterRecord(topic string, b BadRecord) *kgo.Record {
+	r := b.Rec
 	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+7)
 	key, value := r.Key, r.Value
 	// A dead letter must fit the broker's limit, or writing it would be
@@ -233,10 +233,10 @@ func deadLetterRecord(topic string, b badRecord) *kgo.Record {
 			}
 		}
 	}
-	reason := b.err.Error()
+	reason := b.Err.Error()
 	reason = reason[:min(len(reason), 4096)]
 	hs = append(hs,
-		kgo.RecordHeader{Key: HeaderDLQReasonCode, Value: []byte(b.reason)},
+		kgo.RecordHeader{Key: HeaderDLQReasonCode, Value: []byte(b.Reason)},
 		kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(reason)},
 		kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(r.Topic)},
 		kgo.RecordHeader{Key: HeaderDLQPartition, Value: []byte(strconv.FormatInt(int64(r.Partition), 10))},

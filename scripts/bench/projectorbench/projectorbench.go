@@ -27,7 +27,7 @@ import (
 
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
-	"github.com/stockpipe/stock/projector/consume"
+	"github.com/stockpipe/stock/projector/rebuild"
 	"github.com/stockpipe/stock/schemas"
 	"github.com/stockpipe/stock/scripts/bench/redisprefix"
 )
@@ -122,11 +122,13 @@ func benchApply(ctx context.Context, c config, base *stockstore.Store, out io.Wr
 	var rates []float64
 	var p50s, p99s []time.Duration
 	for r := range c.runs {
-		gen, err := base.NewGeneration(ctx)
+		// A rebuild session that never switches is a scratch generation:
+		// Close deletes it.
+		rb, _, err := base.BeginRebuild(ctx, slog.New(slog.DiscardHandler))
 		if err != nil {
 			return err
 		}
-		st := base.InGeneration(gen)
+		st := rb.Store()
 		// Build every batch first: the figure is Redis and the client, not
 		// the benchmark's own allocations.
 		const rounds = 3
@@ -166,6 +168,7 @@ func benchApply(ctx context.Context, c config, base *stockstore.Store, out io.Wr
 		wg.Wait()
 		elapsed := time.Since(start)
 		if firstErr != nil {
+			rb.Close(ctx)
 			return firstErr
 		}
 		slices.Sort(lat)
@@ -175,9 +178,7 @@ func benchApply(ctx context.Context, c config, base *stockstore.Store, out io.Wr
 		p99s = append(p99s, lat[min(len(lat)-1, len(lat)*99/100)])
 		fmt.Fprintf(out, "  apply run %d: %.0f snapshots/s, batch p50 %s p99 %s\n", r+1, rate,
 			lat[len(lat)/2].Round(time.Microsecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Microsecond))
-		if _, err := base.DeleteGeneration(ctx, gen); err != nil {
-			return err
-		}
+		rb.Close(ctx)
 	}
 	fmt.Fprintf(out, "APPLY  %.0f snapshots/s (%d warehouses each), batch of %d: p50 %s, p99 %s; per snapshot p50 %s\n",
 		median(rates), c.whs, c.batch, median(p50s).Round(time.Microsecond), median(p99s).Round(time.Microsecond),
@@ -186,7 +187,7 @@ func benchApply(ctx context.Context, c config, base *stockstore.Store, out io.Wr
 }
 
 // benchRebuild fills a compacted topic with one snapshot per product, then
-// times consume.Rebuild up to the switch of generations.
+// times rebuild.Run up to the switch of generations.
 func benchRebuild(ctx context.Context, c config, products, whs int, store *stockstore.Store, out io.Writer) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(c.brokers, ",")...),
 		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(50000))
@@ -232,13 +233,13 @@ func benchRebuild(ctx context.Context, c config, products, whs int, store *stock
 	var times []time.Duration
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	for r := range c.runs {
-		rc := consume.DefaultRebuildConfig()
+		rc := rebuild.DefaultConfig()
 		rc.Brokers = strings.Split(c.brokers, ",")
 		rc.Topic = topic
 		rc.BatchSize = c.batch
 		rc.Workers = c.workers
 		rc.RetireDelay = stockstore.RetireDelay
-		st, err := consume.Rebuild(ctx, rc, store, log, prometheus.NewRegistry())
+		st, err := rebuild.Run(ctx, rc, store, log, prometheus.NewRegistry())
 		if err != nil {
 			return err
 		}

@@ -1,8 +1,8 @@
-package consume
+package rebuild
 
 // The replay half of a rebuild: reading the topic's partitions up to given
 // offsets and applying them to the new generation, with several Redis round
-// trips at once (rebuild.go owns the protocol around it).
+// trips at once (rebuild.go runs it between the steps of the switch).
 
 import (
 	"context"
@@ -17,15 +17,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/projector/consume"
 )
 
 // replay reads the assigned partitions and applies them to one store.
 type replay struct {
-	cfg     RebuildConfig
+	cfg     Config
 	cl      *kgo.Client
 	store   *stockstore.Store
 	log     *slog.Logger
-	m       *rebuildMetrics
+	m       *metrics
 	next    map[int32]int64 // next offset to read per partition
 	todo    int64
 	start   time.Time
@@ -139,23 +140,23 @@ func (r *replay) read(ctx context.Context, ends map[int32]int64, work chan<- chu
 }
 
 func (r *replay) apply(ctx context.Context, c chunk) error {
-	b := newBatch(c.recs, Trust{AcceptNonTransactional: r.cfg.AcceptNonTransactional})
-	for _, bad := range b.bad {
+	b := consume.NewBatch(c.recs, consume.Trust{AcceptNonTransactional: r.cfg.AcceptNonTransactional})
+	for _, bad := range b.Bad {
 		// The live projector dead-letters these; a rebuild only reports them.
 		r.bad.Add(1)
-		r.log.Error("skipping bad record", "partition", c.partition, "offset", bad.rec.Offset, "reason", bad.reason, "error", bad.err)
+		r.log.Error("skipping bad record", "partition", c.partition, "offset", bad.Rec.Offset, "reason", bad.Reason, "error", bad.Err)
 	}
 	last := c.recs[len(c.recs)-1]
 	mark := stockstore.Watermark{Topic: last.Topic, Partition: c.partition, Offset: last.Offset,
-		Position: b.last, CommitTime: b.lastCommit, CaughtUp: c.caughtUp}
+		Position: b.Last, CommitTime: b.LastCommit, CaughtUp: c.caughtUp}
 	var marks []stockstore.Watermark
-	if !b.last.IsZero() {
+	if !b.Last.IsZero() {
 		marks = append(marks, mark)
 	}
 	backoff := r.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
-		applied, err := r.store.Apply(actx, b.snaps, marks...)
+		applied, err := r.store.Apply(actx, b.Snaps, marks...)
 		cancel()
 		if err == nil {
 			for _, a := range applied {

@@ -1,4 +1,7 @@
-package consume
+package rebuild
+
+// The lost-cache guard: it watches a running projection and rebuilds (Lost)
+// a cache Redis lost under it.
 
 import (
 	"context"
@@ -16,7 +19,7 @@ import (
 type GuardConfig struct {
 	// Rebuild is how the lost cache is rebuilt; it always replays from the
 	// start of the topic, whatever its offsets or time say.
-	Rebuild RebuildConfig
+	Rebuild Config
 	// Every is how often the guard checks Redis when no write has run into
 	// the loss: a quiet source writes nothing, and the cache must not stay
 	// empty until it does.
@@ -83,10 +86,10 @@ func NewGuard(cfg GuardConfig, store *stockstore.Store, log *slog.Logger, reg pr
 }
 
 // Run checks Redis at once, then every Every and whenever lost delivers
-// (Consumer.CacheLost), until ctx ends; it returns nil then. A lost cache is
-// rebuilt; failures are logged and retried with backoff, never returned, so
-// that a Redis in trouble does not make the projector exit and restart in a
-// loop.
+// (consume.Consumer.CacheLost), until ctx ends; it returns nil then. A lost
+// cache is rebuilt; failures are logged and retried with backoff, never
+// returned, so that a Redis in trouble does not make the projector exit and
+// restart in a loop.
 func (g *Guard) Run(ctx context.Context, lost <-chan struct{}) error {
 	t := time.NewTicker(g.cfg.Every)
 	defer t.Stop()
@@ -139,7 +142,7 @@ func (g *Guard) recover(ctx context.Context, when string) {
 		"prefix", g.store.Prefix(), "topic", g.cfg.Rebuild.Topic)
 	backoff := g.cfg.Rebuild.RetryMin
 	for {
-		st, done, err := RebuildLost(ctx, g.cfg.Rebuild, g.store, g.log, g.reg)
+		st, done, err := Lost(ctx, g.cfg.Rebuild, g.store, g.log, g.reg)
 		switch {
 		case ctx.Err() != nil:
 			g.log.Warn("stopping with the lost cache not rebuilt; the next start rebuilds it", "error", err)

@@ -1,11 +1,9 @@
-package consume
+package rebuild
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
-	"os"
 	"testing"
 	"time"
 
@@ -16,7 +14,6 @@ import (
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
-	"github.com/stockpipe/stock/internal/testenv"
 )
 
 // The projection on a real Redis Cluster of three masters, from the real
@@ -49,7 +46,7 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 			}
 			last[id], deleted[id] = p, i%37 == int(lsn%37)
 		}
-		produce(t, true, recs...)
+		produce(t, recs...)
 	}
 	matches := func() bool {
 		for id, want := range last {
@@ -67,14 +64,12 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 	if _, _, err := st.InitGeneration(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := startConsumer(t, topic, group, st.RequireGeneration())
-	rc := DefaultRebuildConfig()
-	rc.Brokers, rc.Topic, rc.BatchSize = testenv.KafkaBrokers(), topic, 100
+	c := startConsumer(t, topic, group, st.RequireGeneration())
+	rc := rebuildConfig(topic)
 	gc := DefaultGuardConfig()
 	gc.Rebuild, gc.Every = rc, 200*time.Millisecond
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	reg := prometheus.NewRegistry()
-	guard, err := NewGuard(gc, st, log, reg)
+	guard, err := NewGuard(gc, st, testLog, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +85,7 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 	t.Run("rebuild", func(t *testing.T) {
 		gen, _ := st.ActiveGeneration(ctx)
 		before := storetest.Dump(t, rdb, storetest.GenPrefix(st.Prefix(), gen))
-		stats, err := Rebuild(ctx, rc, st, log, reg)
+		stats, err := Run(ctx, rc, st, testLog, reg)
 		if err != nil {
 			t.Fatal(err)
 		}

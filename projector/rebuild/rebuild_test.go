@@ -1,22 +1,17 @@
-package consume
+package rebuild
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"maps"
-	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
-	"github.com/stockpipe/stock/internal/testenv"
 )
 
 // A rebuild replays the topic into a new generation while readers keep
@@ -40,7 +35,7 @@ func TestRebuildSwitchesGenerationsUnderReads(t *testing.T) {
 	}
 	recs = append(recs, tombstoneRecord(topic, "SKU-GONE", pos(5000, 1)),
 		&kgo.Record{Topic: topic, Key: []byte("SKU-POISON"), Value: []byte("junk")})
-	produce(t, true, recs...)
+	produce(t, recs...)
 	if _, _, err := st.InitGeneration(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -88,12 +83,7 @@ func TestRebuildSwitchesGenerationsUnderReads(t *testing.T) {
 		}
 	}()
 
-	cfg := DefaultRebuildConfig()
-	cfg.Brokers = testenv.KafkaBrokers()
-	cfg.Topic = topic
-	cfg.BatchSize = 100
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	stats, err := Rebuild(ctx, cfg, st, log, prometheus.NewRegistry())
+	stats, err := Run(ctx, rebuildConfig(topic), st, testLog, prometheus.NewRegistry())
 	close(stop)
 	<-done
 	if err != nil {
@@ -123,35 +113,5 @@ func TestRebuildSwitchesGenerationsUnderReads(t *testing.T) {
 	}
 	if len(storetest.Dump(t, rdb, storetest.GenPrefix(st.Prefix(), oldGen))) != 0 {
 		t.Errorf("old generation %d not deleted", oldGen)
-	}
-	_ = time.Second
-}
-
-// waitCaughtUp waits until group has committed every partition of topic up
-// to its current end offset. Offsets are committed once Redis acknowledged
-// the batch, watermark included: the projection of the topic is complete.
-func waitCaughtUp(t *testing.T, adm *kadm.Client, group, topic string) {
-	t.Helper()
-	ends, err := adm.ListEndOffsets(context.Background(), topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		t.Fatalf("listing end offsets: %v", err)
-	}
-	waitFor(t, "the group to commit up to the end offsets", func() bool {
-		got := committed(t, adm, group, topic)
-		caughtUp := true
-		ends.Each(func(o kadm.ListedOffset) { caughtUp = caughtUp && got[o.Partition] >= o.Offset })
-		return caughtUp
-	})
-}
-
-// A fresh system starts producer and projector together: the projector must
-// not fail because the producer has not created the topic yet.
-func TestHasCommittedOffsetsBeforeTheTopicExists(t *testing.T) {
-	found, err := HasCommittedOffsets(context.Background(), testenv.KafkaBrokers(), testenv.Name(t, "group"), testenv.Name(t, "no_topic"))
-	if err != nil || found {
-		t.Fatalf("HasCommittedOffsets on a missing topic = %v, %v; want false, nil", found, err)
 	}
 }
