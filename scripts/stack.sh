@@ -6,10 +6,18 @@
 #   scripts/stack.sh up     [postgres|redis|kafka|prometheus ...]  install what is missing, start, wait until ready
 #   scripts/stack.sh down   [postgres|redis|kafka|prometheus ...]  stop cleanly, by PID file
 #   scripts/stack.sh status            one line per service; exit 1 if postgres, redis or kafka is down
+#   STACK_SECURE=1 scripts/stack.sh up|down|status|env   the secure profile (below); env prints
+#                                      the variables the tests read it through, as export lines
 #
 # `up` without names starts postgres, redis and kafka, what the tests need. Prometheus starts
 # only when named (`make run` does): it is for watching the programs, which only `make run`
 # runs on the ports it scrapes. `down` without names stops everything, Prometheus too.
+#
+# The secure profile (STACK_SECURE=1; docs/security.md) is a second, separate set of the
+# same three services beside the plaintext one, with its own ports and folder: PostgreSQL
+# with TLS, scram-sha-256 and least-privilege roles, Redis with TLS and ACL users, Kafka on
+# SASL_SSL with SCRAM users and ACLs, certificates from a local CA made with openssl, every
+# password generated into a file. scripts/secure/stack-secure.sh holds what differs.
 #
 # Environment:
 #   STACK_DIR               folder for data, logs and PID files (default: <repo>/.local)
@@ -24,6 +32,12 @@
 #   PROMETHEUS_PROJECTORS   projector metrics addresses, space-separated (default 127.0.0.1:9102)
 #   PROMETHEUS_API          query API address            (default: $STOCK_API_ADDR or 127.0.0.1:8080)
 #   PROMETHEUS_SWEEPER      reservation sweeper metrics address (default 127.0.0.1:9103)
+#   KAFKA_HEAP_OPTS         the broker's heap (default -Xms512m -Xmx1g)
+# With STACK_SECURE=1 the ports and folder come from these instead, so that both profiles
+# can run at once whatever the plaintext variables say:
+#   SECURE_STACK_DIR        (default $STACK_DIR/secure, that is <repo>/.local/secure)
+#   SECURE_PG_PORT (15432), SECURE_REDIS_PORT (16379), SECURE_KAFKA_PORT (19092),
+#   SECURE_KAFKA_CONTROLLER_PORT (19093)
 #
 # Layout of $STACK_DIR:
 #   postgres/{data,run,postgres.log}   cluster (postmaster.pid is in data/), socket dir, log
@@ -31,6 +45,9 @@
 #   kafka/{libs,data,logs,probe,server.properties,kafka.pid,ready}
 #   prometheus/{prometheus.yml,data,prometheus.log,prometheus.pid,redis-exporter.pid,redis-exporter.log,
 #               postgres-exporter.pid,postgres-exporter.log}
+# and of the secure profile's folder: the same postgres/, redis/ and kafka/, plus
+#   tls/{ca.crt,ca.key,server.crt,server.key,server.pem}   scripts/secure/certs.sh
+#   secrets/{<service>-<user>.password,kafka-admin.properties}   mode 600
 #
 # PostgreSQL refuses to run as root. When this script runs as root, the cluster belongs to
 # the unprivileged "postgres" system user (created by the Debian package): postgres/ is
@@ -61,6 +78,17 @@ PROMETHEUS_API="${PROMETHEUS_API:-${STOCK_API_ADDR:-127.0.0.1:8080}}"
 PROMETHEUS_SWEEPER="${PROMETHEUS_SWEEPER:-127.0.0.1:9103}"
 HOST=127.0.0.1
 
+SECURE=""
+if [[ -n "${STACK_SECURE:-}" && "${STACK_SECURE}" != 0 ]]; then
+  SECURE=1
+  STACK_DIR="${SECURE_STACK_DIR:-$STACK_DIR/secure}"
+  [[ "$STACK_DIR" = /* ]] || STACK_DIR="$PWD/$STACK_DIR"
+  PG_PORT="${SECURE_PG_PORT:-15432}"
+  REDIS_PORT="${SECURE_REDIS_PORT:-16379}"
+  KAFKA_PORT="${SECURE_KAFKA_PORT:-19092}"
+  KAFKA_CONTROLLER_PORT="${SECURE_KAFKA_CONTROLLER_PORT:-19093}"
+fi
+
 # The application role and database: postgres://stock:stock@127.0.0.1:$PG_PORT/stock
 PG_APP_USER=stock
 PG_APP_PASSWORD=stock
@@ -77,6 +105,9 @@ if [[ $EUID -eq 0 ]]; then PG_SUPERUSER="$PG_OS_USER"; else PG_SUPERUSER="$(id -
 # the commit-to-Kafka tail. ZGC does that work concurrently (57 cycles paused 1 ms in
 # total over a comparable run).
 KAFKA_GC_OPTS="${KAFKA_GC_OPTS:--XX:+UseZGC}"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
+KAFKA_FORMAT_ARGS=() # more arguments for the storage format (the secure profile's SCRAM users)
+KAFKA_PROBE_PROPS="" # client properties file of the readiness probe (the secure profile's admin)
 KAFKA_START_TIMEOUT=90 # seconds until the broker must be ready for topics and transactions
 
 PG_DIR="$STACK_DIR/postgres"
@@ -288,7 +319,14 @@ local   replication  all                 peer
 host    all          all   127.0.0.1/32  scram-sha-256
 host    replication  all   127.0.0.1/32  scram-sha-256
 EOF
+  pg_config_hook
 }
+
+# pg_config_hook: the secure profile's TLS settings and pg_hba.conf; nothing here.
+pg_config_hook() { :; }
+
+# pg_status_note: what `status` adds to a running PostgreSQL's line.
+pg_status_note() { echo "postgres://$PG_APP_USER:$PG_APP_PASSWORD@$HOST:$PG_PORT/$PG_APP_DB?sslmode=disable"; }
 
 # CREATEDB lets tests that must own a whole table (TRUNCATE, key changes) use a
 # database of their own instead of the shared one.
@@ -357,7 +395,8 @@ down_postgres() {
 REDIS_PIDFILE="$REDIS_DIR/redis.pid"
 redis_pid() { read_pid "$REDIS_PIDFILE"; }
 redis_running() { alive "$(redis_pid)" redis-server; }
-redis_ready() { [[ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+redis_cli() { redis-cli -h "$HOST" -p "$REDIS_PORT" "$@"; }
+redis_ready() { [[ "$(redis_cli ping 2>/dev/null)" == PONG ]]; }
 
 # redis_free_port: the Debian redis-server service (started by the package's install
 # script on machines that allow it) is stopped if it holds our port.
@@ -385,6 +424,17 @@ up_redis() {
     return
   fi
   redis_free_port
+  redis_write_config
+  redis-server "$REDIS_DIR/redis.conf" 9>&- || die_with_log "redis failed to start on $addr" "$REDIS_DIR/redis.log"
+  for ((i = 0; i < 100; i++)); do
+    redis_ready && break
+    sleep 0.1
+  done
+  redis_ready || die_with_log "redis does not answer on $addr" "$REDIS_DIR/redis.log"
+  say redis "$addr" started
+}
+
+redis_write_config() {
   # A cache rebuilt from Kafka: no persistence at all. Protected mode is off because the
   # bind address already limits clients to this machine.
   cat >"$REDIS_DIR/redis.conf" <<EOF
@@ -400,13 +450,6 @@ logfile "$REDIS_DIR/redis.log"
 save ""
 appendonly no
 EOF
-  redis-server "$REDIS_DIR/redis.conf" 9>&- || die_with_log "redis failed to start on $addr" "$REDIS_DIR/redis.log"
-  for ((i = 0; i < 100; i++)); do
-    redis_ready && break
-    sleep 0.1
-  done
-  redis_ready || die_with_log "redis does not answer on $addr" "$REDIS_DIR/redis.log"
-  say redis "$addr" started
 }
 
 down_redis() {
@@ -416,7 +459,7 @@ down_redis() {
     say redis "$HOST:$REDIS_PORT" "not running"
     return
   fi
-  redis-cli -h "$HOST" -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid"
+  redis_cli shutdown nosave >/dev/null 2>&1 || kill -TERM "$pid"
   wait_gone "$pid" 20 || die_with_log "redis (pid $pid) did not stop" "$REDIS_DIR/redis.log"
   say redis "$HOST:$REDIS_PORT" stopped
 }
@@ -452,11 +495,19 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
-/** Exits 0 once the broker at args[0] serves metadata, groups and transactions (args[1] s budget). */
+/**
+ * Exits 0 once the broker at args[0] serves metadata, groups and transactions (args[1] s
+ * budget), connecting with the client properties in the file args[2] when given.
+ */
 public class StackProbe {
   public static void main(String[] args) throws Exception {
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(Long.parseLong(args[1]));
     Properties p = new Properties();
+    if (args.length > 2) {
+      try (java.io.Reader in = new java.io.FileReader(args[2])) {
+        p.load(in);
+      }
+    }
     p.put("bootstrap.servers", args[0]);
     p.put("request.timeout.ms", "5000");
     try (Admin admin = Admin.create(p)) {
@@ -518,12 +569,7 @@ kafka_start() {
   kafka_compile_probe
   kafka_free_ports
 
-  local tmpl
-  tmpl="$(<"$KAFKA_SRC/server.properties.tmpl")"
-  tmpl="${tmpl//@KAFKA_PORT@/"$KAFKA_PORT"}"
-  tmpl="${tmpl//@KAFKA_CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}"
-  tmpl="${tmpl//@KAFKA_DATA_DIR@/"$KAFKA_DATA"}"
-  printf '%s\n' "$tmpl" >"$KAFKA_DIR/server.properties"
+  kafka_write_config
 
   # Format the storage once. A fixed node, a random cluster id (22 chars of URL-safe
   # base64 of 16 random bytes, the format Kafka's Uuid uses).
@@ -533,22 +579,36 @@ kafka_start() {
     java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" \
       -Dkafka.logs.dir="$KAFKA_LOGS" -Dkafka.log.name=storage-format \
       kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
-      >"$KAFKA_LOGS/format.out" 2>&1 ||
+      "${KAFKA_FORMAT_ARGS[@]}" >"$KAFKA_LOGS/format.out" 2>&1 ||
       die_with_log "formatting Kafka storage failed" "$KAFKA_LOGS/format.out"
   fi
 
   # setsid: a session of its own, so a Ctrl-C in the terminal that ran `up` (or `make
   # run`) does not reach the broker. The shell writes its own PID before exec'ing java,
-  # so the PID file is right however setsid forks. KAFKA_GC_OPTS is split into words.
+  # so the PID file is right however setsid forks. KAFKA_HEAP_OPTS and KAFKA_GC_OPTS are
+  # split into words.
   # shellcheck disable=SC2016,SC2086 # $$ and $@ belong to the inner shell
   setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$KAFKA_PID" \
-    java -Xms512m -Xmx1g $KAFKA_GC_OPTS \
+    java $KAFKA_HEAP_OPTS $KAFKA_GC_OPTS \
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" -Dkafka.logs.dir="$KAFKA_LOGS" \
     -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
     </dev/null >"$KAFKA_LOGS/kafka.out" 2>&1 9>&- &
   KAFKA_LAUNCHED=$SECONDS
 }
+
+# kafka_write_config: server.properties from the template, on every start.
+kafka_write_config() {
+  local tmpl
+  tmpl="$(<"$KAFKA_SRC/server.properties.tmpl")"
+  tmpl="${tmpl//@KAFKA_PORT@/"$KAFKA_PORT"}"
+  tmpl="${tmpl//@KAFKA_CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}"
+  tmpl="${tmpl//@KAFKA_DATA_DIR@/"$KAFKA_DATA"}"
+  printf '%s\n' "$tmpl" >"$KAFKA_DIR/server.properties"
+}
+
+# kafka_setup: after the broker is ready, the secure profile's topics and ACLs; nothing here.
+kafka_setup() { :; }
 
 # kafka_fail MESSAGE: fail with the broker's log (stdout holds JVM-level errors).
 kafka_fail() {
@@ -581,7 +641,8 @@ kafka_wait() {
   ((left > 5)) || left=5
   java -Xmx128m -XX:TieredStopAtLevel=1 -cp "$KAFKA_DIR/probe:$KAFKA_LIBS/*" \
     -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" -Dkafka.logs.dir="$KAFKA_LOGS" \
-    -Dkafka.log.name=probe StackProbe "$addr" "$left" >"$KAFKA_LOGS/probe.out" 2>&1 || {
+    -Dkafka.log.name=probe StackProbe "$addr" "$left" ${KAFKA_PROBE_PROPS:+"$KAFKA_PROBE_PROPS"} \
+    >"$KAFKA_LOGS/probe.out" 2>&1 || {
     alive "$pid" kafka.Kafka || kafka_fail "kafka exited during startup"
     echo "--- $KAFKA_LOGS/probe.out ---" >&2
     tail -n 20 "$KAFKA_LOGS/probe.out" >&2
@@ -598,6 +659,7 @@ kafka_wait() {
 up_kafka() {
   kafka_start
   kafka_wait
+  kafka_setup
 }
 
 down_kafka() {
@@ -800,15 +862,25 @@ cmd_up() {
   select_services SERVICES "$@"
   lock
   ensure_packages "${SELECTED[@]}"
+  prepare_up
   local want=" ${SELECTED[*]} "
   # Kafka's JVM boots while PostgreSQL and Redis start.
   [[ "$want" == *" kafka "* ]] && kafka_start
   [[ "$want" == *" postgres "* ]] && up_postgres
   [[ "$want" == *" redis "* ]] && up_redis
-  [[ "$want" == *" kafka "* ]] && kafka_wait
+  if [[ "$want" == *" kafka "* ]]; then
+    kafka_wait
+    kafka_setup
+  fi
   [[ "$want" == *" prometheus "* ]] && up_prometheus
   return 0
 }
+
+# prepare_up: the secure profile's certificates and secrets; nothing here.
+prepare_up() { :; }
+
+# cmd_env: the secure profile's client settings (stack-secure.sh).
+cmd_env() { die "env describes the secure profile: STACK_SECURE=1 $0 env"; }
 
 cmd_down() {
   local i
@@ -823,7 +895,7 @@ cmd_down() {
 cmd_status() {
   local all_up=0
   if compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && pg_running && pg_ready; then
-    say postgres "$HOST:$PG_PORT" "up (pid $(pg_pid))  postgres://$PG_APP_USER:$PG_APP_PASSWORD@$HOST:$PG_PORT/$PG_APP_DB?sslmode=disable"
+    say postgres "$HOST:$PG_PORT" "up (pid $(pg_pid))  $(pg_status_note)"
   else
     say postgres "$HOST:$PG_PORT" down
     all_up=1
@@ -846,7 +918,9 @@ cmd_status() {
     all_up=1
   fi
   # Optional: its state does not change the exit status.
-  if prom_running && prom_ready; then
+  if [[ -n "$SECURE" ]]; then
+    : # the secure profile has no Prometheus
+  elif prom_running && prom_ready; then
     say prometheus "$HOST:$PROMETHEUS_PORT" "up (pid $(prom_pid))  http://$HOST:$PROMETHEUS_PORT"
   else
     say prometheus "$HOST:$PROMETHEUS_PORT" "down (optional: stack.sh up prometheus)"
@@ -855,7 +929,7 @@ cmd_status() {
 }
 
 usage() {
-  sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -867,9 +941,16 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     status) (($# == 0)) || usage; cmd_status ;;
+    env) (($# == 0)) || usage; cmd_env ;;
     -h | --help | help) usage ;;
     *) usage ;;
   esac
 }
+
+# The secure profile replaces the functions that differ (configuration, roles, readiness).
+if [[ -n "$SECURE" ]]; then
+  # shellcheck source=secure/stack-secure.sh
+  source "$ROOT/scripts/secure/stack-secure.sh"
+fi
 
 main "$@"

@@ -13,6 +13,9 @@ export STOCK_REDIS_ADDR="${STOCK_REDIS_ADDR:-127.0.0.1:${REDIS_PORT:-6379}}"
 export STOCK_SCHEMA_REGISTRY_URL="${STOCK_SCHEMA_REGISTRY_URL:-http://127.0.0.1:${REGISTRY_PORT:-8081}/apis/ccompat/v7}"
 
 bash scripts/stack.sh up
+STACK_SECURE=1 bash scripts/stack.sh up  # the secure profile beside it (docs/security.md)
+secure_env="$(STACK_SECURE=1 bash scripts/stack.sh env)"
+eval "$secure_env"                       # STOCK_SECURE_*: where internal/securetest finds it
 bash scripts/tools.sh          # kcat, python3-avro, promtool and Prometheus
 bash scripts/registry.sh up    # a Confluent-compatible schema registry (Apicurio)
 # The alert rules: valid, and each alert's unit tests (scripts/prometheus/rules_test.yml).
