@@ -23,7 +23,8 @@ var ErrSlotOwner = errors.New("replication slot belongs to another deployment")
 // recorded as another deployment's (reading or dropping it would take the
 // changes away from the owner's topics), and a slot whose confirmed LSN is
 // past the ledger's was advanced by someone else: the changes in between are
-// in nobody's topics of ours.
+// in nobody's topics of ours. The schema migrations create the same table
+// (internal/inventorydb, 0004); this is for a database migrated before.
 const ledgerDDL = `CREATE TABLE IF NOT EXISTS stock_producer_slots (
 	slot_name     text PRIMARY KEY,
 	owner         text NOT NULL,
@@ -38,8 +39,18 @@ type Owner struct {
 	UpdatedAt    time.Time
 }
 
-// EnsureLedger creates the ledger table when missing.
+// EnsureLedger creates the ledger table when missing. It looks first: the
+// schema migration creates the table, and the producer's role on a secured
+// database may use it but not create tables (even CREATE TABLE IF NOT
+// EXISTS is refused without CREATE on the schema).
 func EnsureLedger(ctx context.Context, conn *pgx.Conn) error {
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('stock_producer_slots') IS NOT NULL`).Scan(&exists); err != nil {
+		return fmt.Errorf("looking up the slot ledger (stock_producer_slots): %w", err)
+	}
+	if exists {
+		return nil
+	}
 	if _, err := conn.Exec(ctx, ledgerDDL); err != nil {
 		return fmt.Errorf("creating the slot ledger (stock_producer_slots): %w", err)
 	}

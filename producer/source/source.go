@@ -25,6 +25,12 @@ var ErrSlotMismatch = errors.New("replication slot does not match the configurat
 // publish exactly the captured table.
 var ErrPublicationMismatch = errors.New("publication does not match the configuration")
 
+// ErrPublicationMissing is returned when the publication does not exist and
+// the producer's role may not create it (that takes the table's owner and
+// CREATE on the database). It is an ErrPublicationMismatch too: restarting
+// does not help, an administrator or the schema migration has to create it.
+var ErrPublicationMissing = fmt.Errorf("publication missing and not ours to create: %w", ErrPublicationMismatch)
+
 // ConnectReplication opens a logical replication connection (replication=database).
 func ConnectReplication(ctx context.Context, url string) (*pgconn.PgConn, error) {
 	cfg, err := pgconn.ParseConfig(url)
@@ -69,20 +75,41 @@ func Connect(ctx context.Context, url string) (*pgx.Conn, error) {
 	return conn, nil
 }
 
-// EnsurePublication creates the publication for the captured table when it is
-// missing, and checks that an existing one publishes exactly that table with
-// inserts, updates, deletes and truncates.
+// EnsurePublication checks that the publication publishes exactly the
+// captured table with inserts, updates, deletes and truncates, creating it
+// first only when it is missing. It looks before it creates: on a secured
+// database the producer's role neither owns the table nor may create
+// publications (the migration or an administrator makes it), and a missing
+// publication it may not create is an ErrPublicationMissing naming what to do.
 func EnsurePublication(ctx context.Context, conn *pgx.Conn, name string) error {
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)`, name).Scan(&exists); err != nil {
+	var exists, table, mayCreate bool
+	var role string
+	// Creating a publication for a table takes CREATE on the database and
+	// the table's owner (a superuser passes both checks). A missing table
+	// is left to CREATE PUBLICATION to report.
+	if err := conn.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1),
+		       to_regclass($2) IS NOT NULL,
+		       has_database_privilege(current_database(), 'CREATE')
+		       AND coalesce(pg_has_role((SELECT relowner FROM pg_class WHERE oid = to_regclass($2)), 'USAGE'), false),
+		       current_user`,
+		name, "public."+Table).Scan(&exists, &table, &mayCreate, &role); err != nil {
 		return fmt.Errorf("looking up publication %s: %w", name, err)
+	}
+	if !exists && table && !mayCreate {
+		return fmt.Errorf("%w: %s does not exist and role %s may not create it (run the schema migrations as the table's owner, or have an administrator run CREATE PUBLICATION %s FOR TABLE public.%s)",
+			ErrPublicationMissing, name, role, pgx.Identifier{name}.Sanitize(), Table)
 	}
 	if !exists {
 		sql := fmt.Sprintf(`CREATE PUBLICATION %s FOR TABLE public.%s`, pgx.Identifier{name}.Sanitize(), Table)
 		if _, err := conn.Exec(ctx, sql); err != nil {
 			var pgErr *pgconn.PgError
-			// Two producers starting together may race to create it.
-			if !errors.As(err, &pgErr) || pgErr.Code != "42710" {
+			switch {
+			case errors.As(err, &pgErr) && pgErr.Code == "42710":
+				// Two producers starting together may race to create it.
+			case errors.As(err, &pgErr) && pgErr.Code == "42501":
+				return fmt.Errorf("%w: %s does not exist and role %s may not create it: %w", ErrPublicationMissing, name, role, err)
+			default:
 				return fmt.Errorf("creating publication %s: %w", name, err)
 			}
 		}
