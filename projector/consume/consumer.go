@@ -189,9 +189,23 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // ensureTopic creates topic with the broker's default partitions and
-// replication when it does not exist.
+// replication when it does not exist. It looks first: on a secured cluster
+// the projector may write its dead-letter topic without the right to create
+// topics, and there a request to create one that exists is refused too.
 func ensureTopic(ctx context.Context, cl *kgo.Client, topic string) error {
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, -1, -1, nil, topic)
+	adm := kadm.NewClient(cl)
+	details, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("looking up dead-letter topic %s: %w", topic, err)
+	}
+	switch d, ok := details[topic]; {
+	case ok && d.Err == nil:
+		return nil
+	case ok && errors.Is(d.Err, kerr.TopicAuthorizationFailed):
+		return fmt.Errorf("looking up dead-letter topic %s (the projector needs Describe and Write on it): %w", topic, d.Err)
+	}
+	// Missing, or not answered clearly: create it, as before.
+	resp, err := adm.CreateTopic(ctx, -1, -1, nil, topic)
 	if err == nil {
 		err = resp.Err
 	}
