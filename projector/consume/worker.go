@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/position"
+	"github.com/stockpipe/stock/internal/retry"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/schemas"
 )
@@ -184,8 +185,10 @@ func (w *worker) deadLetter(bad []BadRecord) bool {
 	for i, b := range bad {
 		recs[i] = deadLetterRecord(w.c.cfg.DeadLetterTopic, b)
 	}
-	backoff := w.c.cfg.RetryMin
-	for attempt := 1; ; attempt++ {
+	return w.backoff().Until(w.quit, func(attempt int, wait time.Duration) bool {
+		for _, r := range recs {
+			r.Partition, r.Offset = 0, 0 // a fresh produce of the same records
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.CommitTimeout)
 		err := w.cl.ProduceSync(ctx, recs...).FirstErr()
 		cancel()
@@ -195,19 +198,9 @@ func (w *worker) deadLetter(bad []BadRecord) bool {
 		}
 		m.dlqErrs.Inc()
 		w.log.Warn("writing dead letters, will retry", "attempt", attempt, "topic", w.c.cfg.DeadLetterTopic,
-			"records", len(recs), "backoff", backoff.String(), "error", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-w.quit:
-			t.Stop()
-			return false
-		}
-		backoff = min(2*backoff, w.c.cfg.RetryMax)
-		for _, r := range recs {
-			r.Partition, r.Offset = 0, 0 // a fresh produce of the same records
-		}
-	}
+			"records", len(recs), "backoff", wait.String(), "error", err)
+		return false
+	})
 }
 
 // deadLetterRecord copies a bad record, key, value and headers as they were,
@@ -278,15 +271,16 @@ const (
 // the program's context: a shutdown finishes the batch in hand.
 func (w *worker) apply(snaps []stockstore.Snapshot, mark stockstore.Watermark) ([]bool, bool) {
 	m := w.c.metrics
-	backoff := w.c.cfg.RetryMin
-	for attempt := 1; ; attempt++ {
+	var applied []bool
+	ok := w.backoff().Until(w.quit, func(attempt int, wait time.Duration) bool {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), w.c.cfg.ApplyTimeout)
-		applied, err := w.c.store.Apply(ctx, snaps, mark)
+		var err error
+		applied, err = w.c.store.Apply(ctx, snaps, mark)
 		cancel()
 		if err == nil {
 			m.applyTime.Observe(time.Since(start).Seconds())
-			return applied, true
+			return true
 		}
 		m.applyErrs.Inc()
 		if errors.Is(err, stockstore.ErrNoGeneration) {
@@ -294,19 +288,21 @@ func (w *worker) apply(snaps []stockstore.Snapshot, mark stockstore.Watermark) (
 			// uncommitted, for the rebuild to activate a new generation.
 			w.c.signalLost()
 			w.log.Warn("redis lost the cache, batch waits for the rebuild", "attempt", attempt,
-				"snapshots", len(snaps), "offset", mark.Offset, "backoff", backoff.String())
+				"snapshots", len(snaps), "offset", mark.Offset, "backoff", wait.String())
 		} else {
 			w.log.Warn("applying batch to redis, will retry", "attempt", attempt, "snapshots", len(snaps),
-				"offset", mark.Offset, "backoff", backoff.String(), "error", err)
+				"offset", mark.Offset, "backoff", wait.String(), "error", err)
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-w.quit:
-			t.Stop()
-			w.log.Info("stopping with a batch not applied; it stays uncommitted", "offset", mark.Offset)
-			return nil, false
-		}
-		backoff = min(2*backoff, w.c.cfg.RetryMax)
+		return false
+	})
+	if !ok {
+		w.log.Info("stopping with a batch not applied; it stays uncommitted", "offset", mark.Offset)
+		return nil, false
 	}
+	return applied, true
+}
+
+// backoff is the wait between a worker's failed writes.
+func (w *worker) backoff() retry.Backoff {
+	return retry.Backoff{Min: w.c.cfg.RetryMin, Max: w.c.cfg.RetryMax}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stockpipe/stock/internal/retry"
 	"github.com/stockpipe/stock/internal/stockstore"
 )
 
@@ -140,37 +141,35 @@ func (g *Guard) recover(ctx context.Context, when string) {
 	g.lost.Inc()
 	g.log.Error("redis lost the stock cache "+when+" (no active generation: flushed, or restarted without persistence; or a generation switch left half done); rebuilding it from the topic",
 		"prefix", g.store.Prefix(), "topic", g.cfg.Rebuild.Topic)
-	backoff := g.cfg.Rebuild.RetryMin
-	for {
+	backoff := retry.Backoff{Min: g.cfg.Rebuild.RetryMin, Max: g.cfg.Rebuild.RetryMax}
+	// true: nothing more to try (the cache is back, or ctx ended).
+	backoff.Until(ctx.Done(), func(attempt int, wait time.Duration) bool {
+		if attempt > 1 {
+			if lost, err := g.isLost(ctx); err == nil && !lost {
+				g.recovered.Inc()
+				g.log.Info("cache rebuilt " + when + " by another process")
+				return true
+			}
+		}
 		st, done, err := Lost(ctx, g.cfg.Rebuild, g.store, g.log, g.reg)
 		switch {
 		case ctx.Err() != nil:
 			g.log.Warn("stopping with the lost cache not rebuilt; the next start rebuilds it", "error", err)
-			return
+			return true
 		case err == nil && done:
 			g.recovered.Inc()
 			g.log.Info("cache rebuilt "+when, "generation", st.Generation, "records", st.Records,
 				"elapsed", st.Duration.String(), "active_after", st.Switched.String())
-			return
+			return true
 		case err == nil:
 			g.recovered.Inc()
 			g.log.Info("cache rebuilt " + when + " by another process")
-			return
+			return true
 		case errors.Is(err, stockstore.ErrRebuildRunning):
 			g.log.Info("another process is rebuilding the cache; waiting for it", "error", err)
 		default:
-			g.log.Error("rebuilding the lost cache failed, will retry", "backoff", backoff.String(), "error", err)
+			g.log.Error("rebuilding the lost cache failed, will retry", "backoff", wait.String(), "error", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, g.cfg.Rebuild.RetryMax)
-		if lost, err := g.isLost(ctx); err == nil && !lost {
-			g.recovered.Inc()
-			g.log.Info("cache rebuilt " + when + " by another process")
-			return
-		}
-	}
+		return false
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockpipe/stock/internal/retry"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
 )
@@ -153,8 +154,8 @@ func (r *replay) apply(ctx context.Context, c chunk) error {
 	if !b.Last.IsZero() {
 		marks = append(marks, mark)
 	}
-	backoff := r.cfg.RetryMin
-	for attempt := 1; ; attempt++ {
+	backoff := retry.Backoff{Min: r.cfg.RetryMin, Max: r.cfg.RetryMax}
+	if !backoff.Until(ctx.Done(), func(attempt int, wait time.Duration) bool {
 		actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 		applied, err := r.store.Apply(actx, b.Snaps, marks...)
 		cancel()
@@ -164,16 +165,14 @@ func (r *replay) apply(ctx context.Context, c chunk) error {
 					r.applied.Add(1)
 				}
 			}
-			r.records.Add(int64(len(c.recs)))
-			r.m.records.Add(float64(len(c.recs)))
-			return nil
+			return true
 		}
-		r.log.Warn("applying rebuild batch, will retry", "attempt", attempt, "backoff", backoff.String(), "error", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, r.cfg.RetryMax)
+		r.log.Warn("applying rebuild batch, will retry", "attempt", attempt, "backoff", wait.String(), "error", err)
+		return false
+	}) {
+		return ctx.Err()
 	}
+	r.records.Add(int64(len(c.recs)))
+	r.m.records.Add(float64(len(c.recs)))
+	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/periodic"
 )
 
 // Config is the simulator's typed configuration.
@@ -195,9 +196,9 @@ func (s *Simulator) Run(ctx context.Context) error {
 		})
 	}
 	if !s.cfg.NoSweep {
-		g.Go(func() error { s.sweep(gctx); return nil })
+		g.Go(func() error { return s.sweep(gctx) })
 	}
-	g.Go(func() error { s.report(gctx); return nil })
+	g.Go(func() error { return s.report(gctx) })
 	err := g.Wait()
 
 	elapsed := time.Since(start)
@@ -295,51 +296,38 @@ func gather(ctx context.Context, ticks <-chan struct{}, n int) int {
 	}
 }
 
-func (s *Simulator) sweep(ctx context.Context) {
-	t := time.NewTicker(s.cfg.ExpireEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+func (s *Simulator) sweep(ctx context.Context) error {
+	return periodic.Loop{Every: s.cfg.ExpireEvery}.Run(ctx, func(ctx context.Context) {
 		opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), opTimeout)
 		n, err := inventorydb.Expire(opCtx, s.db, time.Time{}, 1000)
 		cancel()
 		if err != nil {
 			s.stats.record(kindExpire, err)
-			continue
+			return
 		}
 		s.stats.addOK(kindExpire, int64(n)) // expire counts reservations expired, not sweeps
-	}
+	})
 }
 
-func (s *Simulator) report(ctx context.Context) {
-	t := time.NewTicker(s.cfg.ReportEvery)
-	defer t.Stop()
+func (s *Simulator) report(ctx context.Context) error {
 	last := s.stats.snapshot()
 	lastAt := time.Now()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			cur := s.stats.snapshot()
-			delta := diff(cur, last)
-			var calls int64
-			for k, c := range delta {
-				if k != kindExpire {
-					calls += c.OK + c.Refused + c.Failed
-				}
+	return periodic.Loop{Every: s.cfg.ReportEvery}.Run(ctx, func(context.Context) {
+		now := time.Now()
+		cur := s.stats.snapshot()
+		delta := diff(cur, last)
+		var calls int64
+		for k, c := range delta {
+			if k != kindExpire {
+				calls += c.OK + c.Refused + c.Failed
 			}
-			secs := now.Sub(lastAt).Seconds()
-			s.log.Info("simulate progress", "interval_s", round(secs), "calls", calls,
-				"calls_per_s", round(float64(calls)/secs), "behind", s.stats.behind(),
-				"open_reservations", s.pending.len(), countsAttr(delta), "last_error", s.stats.lastError())
-			last, lastAt = cur, now
 		}
-	}
+		secs := now.Sub(lastAt).Seconds()
+		s.log.Info("simulate progress", "interval_s", round(secs), "calls", calls,
+			"calls_per_s", round(float64(calls)/secs), "behind", s.stats.behind(),
+			"open_reservations", s.pending.len(), countsAttr(delta), "last_error", s.stats.lastError())
+		last, lastAt = cur, now
+	})
 }
 
 func round(f float64) float64 { return float64(int64(f*10+0.5)) / 10 }

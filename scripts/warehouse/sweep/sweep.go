@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/periodic"
 )
 
 // Config configures a Sweeper.
@@ -78,9 +79,7 @@ func New(cfg Config, db inventorydb.Querier, log *slog.Logger, reg prometheus.Re
 // A failed sweep is logged, counted and retried at the next tick: a
 // database restart must not stop the process.
 func (s *Sweeper) Run(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.Every)
-	defer t.Stop()
-	for {
+	return periodic.Loop{Every: s.cfg.Every, AtStart: true}.Run(ctx, func(ctx context.Context) {
 		n, err := s.Sweep(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -88,12 +87,7 @@ func (s *Sweeper) Run(ctx context.Context) error {
 		case n > 0:
 			s.log.Info("expired reservations", "expired", n)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // Sweep expires every overdue reservation, Limit per call, then measures
