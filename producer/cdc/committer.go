@@ -11,6 +11,7 @@ import (
 
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
+	"github.com/stockpipe/stock/producer/statestore"
 )
 
 // batch is what the stream handler hands the committer: encoded records of
@@ -26,6 +27,11 @@ type batch struct {
 	checkpoint  sink.Checkpoint
 	ackLSN      uint64
 	commitTimes []time.Time // of the source transactions, for latency
+	// state is the state's changes the records were built from, for the
+	// store: a whole batch's once Kafka committed it, a part's (changes
+	// too large to hold) as soon as it is produced, marking the store
+	// unclean. nil: none.
+	state *statestore.Changes
 }
 
 func (b *batch) empty() bool { return len(b.records) == 0 && b.ackLSN == 0 }
@@ -39,8 +45,11 @@ func (b *batch) empty() bool { return len(b.records) == 0 && b.ackLSN == 0 }
 type committer struct {
 	w      *sink.Writer
 	stream *source.Stream
-	m      *Metrics
-	log    *slog.Logger
+	// store receives the state's changes after Kafka, as the owner's.
+	store *statestore.Store
+	owner string
+	m     *Metrics
+	log   *slog.Logger
 	// slowLogged is when a slow transaction was last logged.
 	slowLogged time.Time
 	// in is unbuffered: a handoff succeeds only when the committer is
@@ -54,8 +63,8 @@ type committer struct {
 // close ends the committer's input: it finishes what it was given and stops.
 func (c *committer) close() { c.closeOnce.Do(func() { close(c.in) }) }
 
-func newCommitter(w *sink.Writer, stream *source.Stream, m *Metrics, log *slog.Logger) *committer {
-	return &committer{w: w, stream: stream, m: m, log: log, in: make(chan *batch), done: make(chan struct{})}
+func newCommitter(w *sink.Writer, stream *source.Stream, store *statestore.Store, owner string, m *Metrics, log *slog.Logger) *committer {
+	return &committer{w: w, stream: stream, store: store, owner: owner, m: m, log: log, in: make(chan *batch), done: make(chan struct{})}
 }
 
 // slowTxn is the time from the first record of a batch to its Kafka commit
@@ -87,12 +96,25 @@ func (c *committer) write(b *batch) error {
 			c.w.Produce(r)
 		}
 	}
-	if !b.final {
-		return nil
+	if !b.final || !b.commits {
+		if b.state != nil {
+			// Ahead of Kafka: the store says it matches no checkpoint
+			// until a whole batch's commit.
+			if err := c.store.Apply(b.state, c.owner, ""); err != nil {
+				return err
+			}
+			c.m.stateSpills.Inc()
+		}
+		if !b.final {
+			return nil
+		}
 	}
 	if b.commits {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		// Stamped here so that the store records the checkpoint exactly
+		// as Kafka holds it.
+		b.checkpoint.WrittenAt = start.UTC()
 		err := c.w.Commit(ctx, b.checkpoint)
 		cancel()
 		if err != nil {
@@ -114,6 +136,12 @@ func (c *committer) write(b *batch) error {
 		c.m.sourceTxns.Add(float64(len(b.commitTimes)))
 		for _, ct := range b.commitTimes {
 			c.m.commitLatency.Observe(now.Sub(ct).Seconds())
+		}
+		// Only now: the store must never run ahead of what Kafka holds
+		// under a clean mark. A crash in between leaves it behind, which
+		// the next start sees and repairs.
+		if err := c.store.Apply(b.state, c.owner, checkpointMark(b.checkpoint)); err != nil {
+			return err
 		}
 	}
 	if b.ackLSN > 0 {

@@ -63,6 +63,13 @@ type Config struct {
 	// RestartMax, so a dead dependency is not hammered.
 	RestartMin time.Duration
 	RestartMax time.Duration
+	// StateDir holds the per-product state (statestore) on local disk, one
+	// per deployment: by default .local/producer-state/<transactional id>
+	// under the working directory.
+	StateDir string
+	// StateCacheMiB is the state's memory: Pebble's block cache (half),
+	// its two memtables (a quarter) and decoded products (a quarter).
+	StateCacheMiB int
 }
 
 // DefaultCheckpointTopic is the checkpoint topic without a topic prefix.
@@ -96,6 +103,7 @@ func (c *Config) SetDefaults() {
 	}
 	def(&c.TransactionalID, "stock-producer-"+c.Slot+"-"+c.CheckpointTopic)
 	def(&c.Source, schemas.SourcePrefix+c.Slot)
+	def(&c.StateDir, defaultStateDir(c.TransactionalID))
 	if c.Partitions == 0 {
 		c.Partitions = 6
 	}
@@ -134,6 +142,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.RestartMax == 0 {
 		c.RestartMax = 30 * time.Second
+	}
+	if c.StateCacheMiB == 0 {
+		c.StateCacheMiB = 256
 	}
 }
 
@@ -183,6 +194,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RestartMin <= 0 || c.RestartMax < c.RestartMin {
 		errs = append(errs, fmt.Errorf("restart backoff %s..%s: want positive, min <= max", c.RestartMin, c.RestartMax))
+	}
+	if c.StateCacheMiB < 16 {
+		errs = append(errs, fmt.Errorf("state cache %d MiB: want >= 16", c.StateCacheMiB))
 	}
 	return errors.Join(errs...)
 }

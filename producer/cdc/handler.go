@@ -2,11 +2,9 @@ package cdc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/position"
@@ -14,6 +12,7 @@ import (
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/producer/state"
+	"github.com/stockpipe/stock/producer/statestore"
 )
 
 // dirtyProduct is a product touched by the source transaction in hand: its
@@ -32,8 +31,12 @@ const commitTimeout = 30 * time.Second
 // writes the initial snapshot through the writer itself, before streaming
 // starts). It runs on the stream's goroutine only.
 type handler struct {
-	p      *Pipeline
-	st     *state.Store
+	p *Pipeline
+	// store is the state on disk; st, its view, exists once streaming
+	// starts (the snapshot writes the store in bulk).
+	store  *statestore.Store
+	owner  string
+	st     *statestore.View
 	w      *sink.Writer
 	stream *source.Stream
 	// ledger records an LSN before the stream may confirm it.
@@ -46,6 +49,10 @@ type handler struct {
 
 	dirty   map[string]*dirtyProduct
 	inSrcTx bool
+	// wrote is set when the source transaction in hand wrote a record
+	// beside the levels of dirty (the tombstones of a truncate, the levels
+	// of a resnapshot): its commit must commit them.
+	wrote bool
 	// cur accumulates the next batch for the committer; began is when its
 	// first record or LSN arrived (the batch's age for the linger).
 	cur   *batch
@@ -63,11 +70,18 @@ func (h *handler) add(ctx context.Context, r *kgo.Record) error {
 		h.began = time.Now()
 	}
 	h.cur.records = append(h.cur.records, r)
-	if len(h.cur.records) >= h.holdLimit() && h.inSrcTx {
+	if h.inSrcTx && (len(h.cur.records) >= h.holdLimit() || h.st.Dirty() > h.spillAt()) {
 		return h.handoff(ctx, false, true)
 	}
 	return nil
 }
+
+// spillAt is how much memory changed products may take before the handler
+// hands them to the committer for the store: at a source commit with the
+// batch, inside a source transaction with a part of it, written ahead of
+// Kafka (the store is then unclean until the transaction's commit). They
+// stay in memory until the store has them.
+func (h *handler) spillAt() int64 { return h.p.stateBudget() / 2 }
 
 // holdLimit is how many records the handler holds before it waits for the
 // committer, bounding memory when Kafka is slower than the stream.
@@ -81,6 +95,12 @@ func (h *handler) handoff(ctx context.Context, final, wait bool) error {
 	}
 	b := h.cur
 	b.final = final
+	// A whole batch takes the state's changes along, to be stored once
+	// Kafka committed it; a part only when they outgrew their memory.
+	if final || h.st.Dirty() > h.spillAt() {
+		b.state = h.st.Pending()
+	}
+	changes := b.state
 	// A part's complete source transactions commit with the rest of the
 	// Kafka transaction; their commit times are measured then, so they
 	// stay with the handler rather than go with the part.
@@ -101,24 +121,31 @@ func (h *handler) handoff(ctx context.Context, final, wait bool) error {
 		case h.com.in <- b:
 		default:
 			b.commitTimes = append(carried, b.commitTimes...)
+			b.state = nil // the period goes on; a later handoff takes it
 			return nil
 		}
 	}
+	h.st.Advance(changes)
 	h.cur = &batch{commitTimes: carried}
-	h.p.metrics.setState(h.st.Rows(), h.st.Products())
+	h.p.metrics.setState(int(h.st.Rows()), int(h.st.Products()))
 	return nil
 }
 
-func (h *handler) touch(productID string, pos position.Position, kind string) {
+func (h *handler) touch(productID string, pos position.Position, kind string) error {
 	d, ok := h.dirty[productID]
 	if !ok {
+		rows, err := h.st.ProductRows(productID)
+		if err != nil {
+			return err
+		}
 		d = &dirtyProduct{}
-		if rows := h.st.ProductRows(productID); len(rows) > 0 {
+		if len(rows) > 0 {
 			d.before = state.StatusesOf(rows)
 		}
 		h.dirty[productID] = d
 	}
 	d.pos, d.kind = pos, kind
+	return nil
 }
 
 // Change applies one row change to state and writes its change record.
@@ -131,25 +158,15 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 	txID := int64(tx.Xid)
 	switch c.Op {
 	case change.OpTruncate:
-		var ids []string
-		h.st.Each(func(id string) { ids = append(ids, id) })
-		for _, id := range ids {
-			h.touch(id, c.Position, "truncate")
-			for _, r := range h.st.ProductRows(id) {
-				rec, err := h.p.build.change(change.OpDelete, change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, &r, nil, c.Position, txID, tx.CommitTime)
-				if err != nil {
-					return err
-				}
-				if err := h.add(ctx, rec); err != nil {
-					return err
-				}
-			}
-			h.st.SetProduct(id, nil)
-		}
-		return nil
+		return h.truncate(ctx, tx, c)
 	case change.OpDelete:
-		h.touch(c.Key.ProductID, c.Position, "delete")
-		before := h.st.Delete(c.Key)
+		if err := h.touch(c.Key.ProductID, c.Position, "delete"); err != nil {
+			return err
+		}
+		before, err := h.st.Delete(c.Key)
+		if err != nil {
+			return err
+		}
 		if before == nil {
 			h.p.log.Warn("delete of a row the state did not hold", "product_id", c.Key.ProductID, "warehouse_id", c.Key.WarehouseID, "position", c.Position.String())
 		}
@@ -157,58 +174,30 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 	default:
 		if c.OldKey != nil {
 			// The primary key changed: the row left its old key.
-			h.touch(c.OldKey.ProductID, c.Position, c.After.LastChangeKind)
-			before := h.st.Delete(*c.OldKey)
+			if err := h.touch(c.OldKey.ProductID, c.Position, c.After.LastChangeKind); err != nil {
+				return err
+			}
+			before, err := h.st.Delete(*c.OldKey)
+			if err != nil {
+				return err
+			}
 			if err := h.emitChange(ctx, change.OpDelete, *c.OldKey, before, nil, c.Position, txID, tx.CommitTime); err != nil {
 				return err
 			}
 		}
-		h.touch(c.Key.ProductID, c.Position, c.After.LastChangeKind)
-		before := h.st.Put(*c.After)
+		if err := h.touch(c.Key.ProductID, c.Position, c.After.LastChangeKind); err != nil {
+			return err
+		}
+		before, err := h.st.Put(*c.After)
+		if err != nil {
+			return err
+		}
 		op := c.Op
 		if c.OldKey != nil {
 			op = change.OpInsert
 		}
 		return h.emitChange(ctx, op, c.Key, before, c.After, c.Position, txID, tx.CommitTime)
 	}
-}
-
-// Signal handles a resnapshot request: every requested product is marked
-// touched, so the commit of the signal's transaction writes its level again
-// from state. State is PostgreSQL's image at exactly this point of the
-// stream, so the levels are consistent with the changes before and after
-// them without pausing the stream or re-reading the table.
-func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) error {
-	if tx.CommitLSN <= h.skipThrough {
-		return nil
-	}
-	var req struct {
-		ProductIDs []string `json:"product_ids"`
-	}
-	if len(sig.Content) > 0 {
-		if err := json.Unmarshal(sig.Content, &req); err != nil {
-			// A malformed request must not stop the stream: say so and skip it.
-			h.p.log.Error("ignoring malformed resnapshot signal", "position", sig.Position.String(), "error", err)
-			return nil
-		}
-	}
-	h.inSrcTx = true
-	n := 0
-	mark := func(id string) {
-		if len(h.st.ProductRows(id)) > 0 {
-			h.touch(id, sig.Position, "resnapshot")
-			n++
-		}
-	}
-	if len(req.ProductIDs) == 0 {
-		h.st.Each(mark)
-	} else {
-		for _, id := range req.ProductIDs {
-			mark(id)
-		}
-	}
-	h.p.log.Info("resnapshot requested", "position", sig.Position.String(), "requested", len(req.ProductIDs), "products", n)
-	return nil
 }
 
 func (h *handler) emitChange(ctx context.Context, op change.Op, k change.Key, before, after *change.Row, pos position.Position, txID int64, at time.Time) error {
@@ -229,7 +218,7 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 	if tx.CommitLSN > h.skipThrough {
 		h.observeSourceDelay(tx)
 	}
-	if tx.CommitLSN <= h.skipThrough || len(h.dirty) == 0 {
+	if tx.CommitLSN <= h.skipThrough || (len(h.dirty) == 0 && !h.wrote) {
 		// Already in Kafka, or nothing of ours (a heartbeat): confirmable
 		// once everything before it is, so it rides with the batch.
 		h.inSrcTx = false
@@ -241,7 +230,11 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 	}
 	txID := int64(tx.Xid)
 	for id, d := range h.dirty {
-		next := state.Level(id, h.st.ProductRows(id), d.pos, txID, tx.CommitTime, false)
+		rows, err := h.st.ProductRows(id)
+		if err != nil {
+			return err
+		}
+		next := state.Level(id, rows, d.pos, txID, tx.CommitTime, false)
 		rec, err := h.p.build.level(id, next, d.pos, d.kind, tx.CommitTime)
 		if err != nil {
 			return err
@@ -260,13 +253,13 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 		}
 		delete(h.dirty, id)
 	}
-	h.inSrcTx = false
+	h.inSrcTx, h.wrote = false, false
 	h.cur.commits = true
 	h.cur.checkpoint = sink.Checkpoint{CommitLSN: tx.CommitLSN, EndLSN: tx.EndLSN, SnapshotDone: true, SnapshotLSN: h.snapshotLSN}
 	h.cur.ackLSN = tx.EndLSN
 	h.cur.commitTimes = append(h.cur.commitTimes, tx.CommitTime)
 	switch {
-	case len(h.cur.records) >= h.holdLimit():
+	case len(h.cur.records) >= h.holdLimit(), h.st.Dirty() > h.spillAt():
 		return h.handoff(ctx, true, true)
 	case len(h.cur.records) >= h.p.cfg.BatchMaxRecords || time.Since(h.began) >= h.p.cfg.BatchLinger:
 		return h.handoff(ctx, true, false)
@@ -347,77 +340,5 @@ func (h *handler) shutdown(ctx context.Context) error {
 		return err
 	}
 	h.p.log.Info("shutdown: flushed and confirmed", "confirmed_lsn", position.Position{LSN: h.stream.Acked()}.String())
-	return nil
-}
-
-// snapshot writes the state of every product as of the slot's exported
-// snapshot, in chunks of Kafka transactions. Only the last chunk's
-// checkpoint says the snapshot is done: a crash before it makes the next
-// start take a new slot and snapshot.
-func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.CreatedSlot) error {
-	cfg := &h.p.cfg
-	pos := position.Position{LSN: slot.ConsistentPoint}
-	at := time.Now().UTC()
-	seen := make(map[string]struct{}, h.st.Products())
-	products := 0
-	checkpoint := sink.Checkpoint{EndLSN: slot.ConsistentPoint, SnapshotLSN: slot.ConsistentPoint}
-	rows, err := source.ReadSnapshot(ctx, conn, slot.SnapshotName, 5*time.Second, h.p.log, func(ctx context.Context, productID string, rows []change.Row) error {
-		if err := h.w.Begin(); err != nil {
-			return err
-		}
-		seen[productID] = struct{}{}
-		h.st.SetProduct(productID, rows)
-		l := state.Level(productID, rows, pos, 0, at, true)
-		rec, err := h.p.build.level(productID, l, pos, "snapshot", at)
-		if err != nil {
-			return err
-		}
-		h.w.Produce(rec)
-		for i := range rows {
-			r := &rows[i]
-			rec, err := h.p.build.change(change.OpRead, change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, nil, r, pos, 0, at)
-			if err != nil {
-				return err
-			}
-			h.w.Produce(rec)
-		}
-		if products++; products%cfg.SnapshotChunk == 0 {
-			if err := h.w.Commit(ctx, checkpoint); err != nil {
-				return fmt.Errorf("committing snapshot chunk: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("taking snapshot: %w", err)
-	}
-	h.p.metrics.snapshotRows.Add(float64(rows))
-	// Products Kafka still holds that the snapshot no longer has were
-	// deleted while no slot was capturing them.
-	if err := h.w.Begin(); err != nil {
-		return err
-	}
-	var gone []string
-	h.st.Each(func(id string) {
-		if _, ok := seen[id]; !ok {
-			gone = append(gone, id)
-		}
-	})
-	for _, id := range gone {
-		h.st.SetProduct(id, nil)
-		rec, err := h.p.build.level(id, nil, pos, "snapshot", at)
-		if err != nil {
-			return err
-		}
-		h.w.Produce(rec)
-	}
-	checkpoint.SnapshotDone = true
-	if err := h.w.Commit(ctx, checkpoint); err != nil {
-		return fmt.Errorf("committing snapshot end: %w", err)
-	}
-	h.snapshotLSN = slot.ConsistentPoint
-	h.p.metrics.setState(h.st.Rows(), h.st.Products())
-	h.p.log.Info("snapshot written", "rows", rows, "products", products, "tombstones", len(gone),
-		"consistent_point", pos.String())
 	return nil
 }

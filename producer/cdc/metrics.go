@@ -41,6 +41,14 @@ type Metrics struct {
 	// slotRepairs counts new snapshots taken because the slot could not be
 	// trusted, by reason (advanced by someone else, taken over, lost).
 	slotRepairs *prometheus.CounterVec
+	// stateRebuilds counts starts that rebuilt the state store from Kafka,
+	// by why the store could not be used as it was; stateDiskBytes is its
+	// size on disk.
+	stateRebuilds  *prometheus.CounterVec
+	stateDiskBytes prometheus.Gauge
+	// stateSpills counts changes written to the store ahead of Kafka: parts
+	// of source transactions whose products outgrew the state's memory.
+	stateSpills prometheus.Counter
 	// rowsSeen mirrors stateRows for the heartbeat goroutine, which must
 	// not touch the state itself.
 	rowsSeen atomic.Int64
@@ -87,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		stateProducts: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "stock_producer_state_products", Help: "Products held in the per-product state."}),
 		bytesPerRow: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "stock_producer_state_bytes_per_row", Help: "Live heap bytes divided by state rows (an upper bound: the heap also holds buffers)."}),
+			Name: "stock_producer_state_bytes_per_row", Help: "Live heap bytes divided by state rows (the state is on disk: this shows the heap does not grow with it)."}),
 		txnPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "stock_producer_kafka_txn_phase_seconds",
 			Help: "Time of each phase of a committed Kafka transaction: produce (records handed to the client), flush (waiting for their acknowledgements), end (EndTxn).",
@@ -119,9 +127,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "stock_producer_slot_repairs_total",
 			Help: "New snapshots taken because the slot could not be trusted, by reason (advanced_elsewhere, taken_over, lost)."},
 			[]string{"reason"}),
+		stateRebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stock_producer_state_rebuilds_total",
+			Help: "Starts that rebuilt the state store from stock.levels.v1 instead of using it as found, by reason (missing, unclean, behind, ahead, other_owner, format, unreadable, no_checkpoint, corrupt)."},
+			[]string{"reason"}),
+		stateDiskBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "stock_producer_state_disk_bytes", Help: "Size of the state store's files on disk."}),
+		stateSpills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stock_producer_state_spills_total",
+			Help: "Parts of source transactions whose changed products outgrew the state's memory and went to the state store ahead of Kafka (the store is rebuilt if the producer stops before the transaction's commit)."}),
 	}
 	reg.MustRegister(m.changesRead, m.recordsProduced, m.kafkaTxns, m.sourceTxns, m.commitLatency, m.sourceDelay,
 		m.kafkaCommit, m.confirmLagBytes, m.slotLagBytes, m.snapshotRows, m.stateRows, m.stateProducts, m.bytesPerRow,
-		m.foreignRecords, m.slotRepairs, m.txnPhase, m.lastConfirmed, m.runFailures, m.txnTotal, m.kafkaTriggers, m.kafkaMetadata)
+		m.foreignRecords, m.slotRepairs, m.txnPhase, m.lastConfirmed, m.runFailures, m.txnTotal, m.kafkaTriggers, m.kafkaMetadata,
+		m.stateRebuilds, m.stateDiskBytes, m.stateSpills)
 	return m
 }

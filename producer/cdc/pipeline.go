@@ -18,6 +18,7 @@ import (
 	"github.com/stockpipe/stock/producer/change"
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
+	"github.com/stockpipe/stock/producer/statestore"
 	"github.com/stockpipe/stock/schemas"
 )
 
@@ -137,10 +138,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := p.loadState(ctx)
-	if err != nil {
-		return err
-	}
 
 	repl, err := source.ConnectReplication(ctx, cfg.PostgresURL)
 	if err != nil {
@@ -178,7 +175,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.log.Info("slot ledger names this deployment", "slot", cfg.Slot, "deployment", deployment)
 	}
 
-	h := &handler{p: p, st: st, w: w, dirty: make(map[string]*dirtyProduct)}
+	// The state, once the slot is known to be this deployment's: a run
+	// refused above leaves the store alone.
+	stateOwner := p.stateOwner(deployment)
+	store, meta, err := p.openState(ctx, stateOwner, cp, haveCP)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			p.log.Warn("closing the state store", "error", err)
+		}
+	}()
+	h := &handler{p: p, store: store, owner: stateOwner, w: w, dirty: make(map[string]*dirtyProduct)}
 	var start uint64
 	if plan.repairReason != "" {
 		// The slot holds nothing that lines up with this deployment's
@@ -192,8 +201,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		h.skipThrough = cp.CommitLSN
 		h.snapshotLSN = cp.SnapshotLSN
 		p.log.Info("resuming stream", "slot", cfg.Slot, "confirmed_lsn", pglogrepl.LSN(start).String(),
-			"kafka_commit_lsn", pglogrepl.LSN(cp.CommitLSN).String(), "state_products", st.Products())
+			"kafka_commit_lsn", pglogrepl.LSN(cp.CommitLSN).String(), "state_products", meta.Products)
 	} else {
+		// From here to the snapshot's end the store is written ahead of
+		// Kafka; say so first, durably.
+		if err := store.MarkUnclean(stateOwner); err != nil {
+			return err
+		}
 		if haveCP && cp.SnapshotDone {
 			// Kafka says it is in line with a slot that is gone or lost.
 			// Say in Kafka that it no longer is before the slot changes:
@@ -238,7 +252,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			return err
 		}
 		start = created.ConsistentPoint
+		if meta, _, err = store.Meta(); err != nil {
+			return err
+		}
 	}
+	h.st = store.NewView(p.stateBudget(), meta.Rows, meta.Products)
+	p.metrics.setState(int(meta.Rows), int(meta.Products))
 
 	stream := source.NewStream(repl, source.StreamConfig{
 		Slot: cfg.Slot, Publication: cfg.Publication,
@@ -251,7 +270,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	h.stream = stream
 	h.ledger = ledger
 	h.cur = &batch{}
-	h.com = newCommitter(w, stream, p.metrics, p.log)
+	h.com = newCommitter(w, stream, store, stateOwner, p.metrics, p.log)
 
 	g, gctx := errgroup.WithContext(ctx)
 	defer stopAfter(gctx, cfg.ShutdownTimeout, w.Stop)() // also when a part failed
@@ -266,14 +285,14 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		h.com.close()
 		return err
 	})
-	g.Go(func() error { return p.heartbeat(gctx, stream) })
+	g.Go(func() error { return p.heartbeat(gctx, stream, store) })
 	g.Go(func() error { return keepLedger(gctx, ledger, stream, p.metrics) })
 	return g.Wait()
 }
 
 // heartbeat writes a transactional logical message so an idle database
 // still produces commits to confirm, and samples the slot's lag.
-func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
+func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream, store *statestore.Store) error {
 	conn, err := source.Connect(ctx, p.cfg.PostgresURL)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -300,6 +319,7 @@ func (p *Pipeline) heartbeat(ctx context.Context, stream *source.Stream) error {
 		if lag, err := source.SlotLagBytes(ctx, conn, p.cfg.Slot); err == nil && lag != nil {
 			p.metrics.slotLagBytes.Set(float64(*lag))
 		}
+		p.metrics.stateDiskBytes.Set(float64(store.DiskBytes()))
 		if rows := int(p.metrics.rowsSeen.Load()); rows > 0 {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)

@@ -63,6 +63,7 @@ func newHarness(t *testing.T) *harness {
 		// Restart at a steady pace: the tests wait for a restart within
 		// their deadlines, never for the backoff to grow.
 		RestartMin: 500 * time.Millisecond, RestartMax: 500 * time.Millisecond,
+		StateDir: t.TempDir(),
 	}
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))

@@ -15,6 +15,7 @@ import (
 	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/producer/state"
+	"github.com/stockpipe/stock/producer/statestore"
 	"github.com/stockpipe/stock/schemas"
 )
 
@@ -78,10 +79,13 @@ func (p *Pipeline) readCheckpoint(ctx context.Context, conn *pgx.Conn) (sink.Che
 	return cp, true, nil
 }
 
-// loadState rebuilds per-product state from the compacted levels topic,
-// from this producer's records only.
-func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
-	st := state.New()
+// rebuildState fills the (empty) state store from the compacted levels
+// topic, from this producer's records only, in bounded batches: memory
+// stays that of one batch whatever the catalog's size. mark is the
+// checkpoint the topic was read at ("" leaves the store unclean).
+func (p *Pipeline) rebuildState(ctx context.Context, st *statestore.Store, owner, mark string) (statestore.Meta, error) {
+	ld := st.NewLoader(owner)
+	defer ld.Close()
 	start := time.Now()
 	n, skipped := 0, 0
 	err := sink.ReadTopic(ctx, p.kopts, p.cfg.LevelsTopic, func(r *kgo.Record) error {
@@ -111,8 +115,7 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 				p.foreign("levels", r, "bad_tombstone", err)
 				return nil
 			}
-			st.SetProduct(string(r.Key), nil)
-			return nil
+			return ld.SetProduct(string(r.Key), nil, 0)
 		}
 		l, err := schemas.DecodeLevelRecord(r.Key, r.Value)
 		if err != nil {
@@ -124,16 +127,25 @@ func (p *Pipeline) loadState(ctx context.Context) (*state.Store, error) {
 			p.foreign("levels", r, reason, err)
 			return nil
 		}
-		st.SetProduct(l.ProductID, state.FromLevel(l))
-		return nil
+		return ld.SetProduct(l.ProductID, state.FromLevel(l), 0)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("rebuilding state: %w", err)
+	if err == nil {
+		err = ld.Flush()
 	}
-	p.metrics.setState(st.Rows(), st.Products())
-	p.log.Info("state rebuilt from kafka", "records", n, "skipped", skipped, "products", st.Products(), "rows", st.Rows(),
+	var m statestore.Meta
+	if err == nil {
+		m.Rows, m.Products, err = st.Count()
+	}
+	if err == nil {
+		err = ld.Finish(mark, m.Rows, m.Products)
+	}
+	if err != nil {
+		return m, fmt.Errorf("rebuilding state: %w", err)
+	}
+	p.metrics.setState(int(m.Rows), int(m.Products))
+	p.log.Info("state rebuilt from kafka", "records", n, "skipped", skipped, "products", m.Products, "rows", m.Rows,
 		"took", time.Since(start).String())
-	return st, nil
+	return m, nil
 }
 
 func header(r *kgo.Record, key string) string {

@@ -123,10 +123,14 @@ func (w *Writer) Produce(r *kgo.Record) {
 
 // Commit writes the checkpoint and commits the transaction: after it
 // returns nil, every record produced since Begin and the checkpoint are
-// durable and visible to read_committed consumers.
+// durable and visible to read_committed consumers. A checkpoint without
+// WrittenAt is stamped now; a caller that must know the checkpoint exactly
+// as Kafka holds it (the state store records it) sets it.
 func (w *Writer) Commit(ctx context.Context, cp Checkpoint) error {
 	cp.Slot = w.slot
-	cp.WrittenAt = time.Now().UTC()
+	if cp.WrittenAt.IsZero() {
+		cp.WrittenAt = time.Now().UTC()
+	}
 	b, err := cp.encode()
 	if err != nil {
 		return err

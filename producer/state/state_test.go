@@ -13,36 +13,6 @@ func row(p, w string, onHand, reserved, safety, threshold int32) change.Row {
 	return change.Row{ProductID: p, WarehouseID: w, OnHand: onHand, Reserved: reserved, SafetyStock: safety, LowStockThreshold: threshold}
 }
 
-func TestStorePutDeleteKeepsRowsSorted(t *testing.T) {
-	s := New()
-	s.Put(row("P", "WH-03", 1, 0, 0, 0))
-	s.Put(row("P", "WH-01", 1, 0, 0, 0))
-	if before := s.Put(row("P", "WH-02", 1, 0, 0, 0)); before != nil {
-		t.Fatalf("insert returned before %+v", before)
-	}
-	if before := s.Put(row("P", "WH-02", 9, 0, 0, 0)); before == nil || before.OnHand != 1 {
-		t.Fatalf("update returned before %+v, want on_hand 1", before)
-	}
-	rows := s.ProductRows("P")
-	if len(rows) != 3 || rows[0].WarehouseID != "WH-01" || rows[1].WarehouseID != "WH-02" || rows[2].WarehouseID != "WH-03" || rows[1].OnHand != 9 {
-		t.Fatalf("rows = %+v", rows)
-	}
-	if s.Rows() != 3 || s.Products() != 1 {
-		t.Fatalf("counts rows=%d products=%d", s.Rows(), s.Products())
-	}
-	for _, w := range []string{"WH-01", "WH-02", "WH-03"} {
-		if s.Delete(change.Key{ProductID: "P", WarehouseID: w}) == nil {
-			t.Fatalf("delete %s found nothing", w)
-		}
-	}
-	if s.Delete(change.Key{ProductID: "P", WarehouseID: "WH-01"}) != nil {
-		t.Fatal("second delete found a row")
-	}
-	if s.Rows() != 0 || s.Products() != 0 {
-		t.Fatalf("after deletes rows=%d products=%d", s.Rows(), s.Products())
-	}
-}
-
 func TestLevelTotalsAndStatus(t *testing.T) {
 	rows := []change.Row{row("P", "WH-01", 20, 2, 0, 20), row("P", "WH-02", 3, 5, 1, 10)}
 	pos := position.Position{LSN: 100, Index: 2}

@@ -40,7 +40,7 @@ func TestStatusOfARunningProducer(t *testing.T) {
 	}
 	cfg := cdc.Config{PostgresURL: url, Slot: name, Publication: name, Kafka: kafkaconn.Config{Brokers: testenv.KafkaBrokers()},
 		LevelsTopic: name + ".levels", ChangesTopic: name + ".changes", AlertsTopic: name + ".alerts",
-		CheckpointTopic: name + ".checkpoints", Partitions: 2}
+		CheckpointTopic: name + ".checkpoints", Partitions: 2, StateDir: t.TempDir()}
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
 		if err == nil {
