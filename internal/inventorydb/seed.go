@@ -6,17 +6,18 @@ import (
 	"fmt"
 )
 
-// Seed limits: the ids are SKU-%06d and WH-%02d, and the SQL pads to exactly
-// that width.
+// Seed limits: product ids are SKU-%06d, and the SQL pads to exactly that
+// width; warehouse ids are WH-%02d, wider past 99 (WH-100), up to the
+// Kafka contract's 10,000 warehouses per product.
 const (
 	MaxSeedProducts   = 999_999
-	MaxSeedWarehouses = 99
+	MaxSeedWarehouses = 10_000
 )
 
 // ProductID is the id Seed gives product i (1-based): SKU-000042.
 func ProductID(i int) string { return fmt.Sprintf("SKU-%06d", i) }
 
-// WarehouseID is the id Seed gives warehouse i (1-based): WH-07.
+// WarehouseID is the id Seed gives warehouse i (1-based): WH-07, WH-100.
 func WarehouseID(i int) string { return fmt.Sprintf("WH-%02d", i) }
 
 // seedSQL inserts products, warehouses and one inventory row per pair in one
@@ -36,19 +37,25 @@ WITH p AS (
     ON CONFLICT (product_id) DO NOTHING
 ), w AS (
     INSERT INTO warehouses (warehouse_id, name)
-    SELECT 'WH-' || lpad(i::text, 2, '0'), 'Warehouse ' || lpad(i::text, 2, '0')
+    SELECT 'WH-' || lpad(i::text, greatest(length(i::text), 2), '0'), 'Warehouse ' || lpad(i::text, greatest(length(i::text), 2), '0')
       FROM generate_series(1, $2::int) AS i
     ON CONFLICT (warehouse_id) DO NOTHING
+), k AS (
+    -- One key per pair: pi * 100 + wi below warehouse 100 (the figures of
+    -- databases seeded before wider ids existed), negative past it, where
+    -- pi * 100 + wi would repeat another pair's.
+    SELECT pi, wi, CASE WHEN wi < 100 THEN pi::bigint * 100 + wi ELSE -(pi::bigint * 100000 + wi) END AS k
+      FROM generate_series(1, $1::int) AS pi CROSS JOIN generate_series(1, $2::int) AS wi
 ), r AS (
     -- r1..r6: uniform draws in [0, 2^31) per pair, one per salt.
     SELECT pi, wi,
-           (hashint8extended(pi::bigint * 100 + wi, 1) & 2147483647) AS r1,
-           (hashint8extended(pi::bigint * 100 + wi, 2) & 2147483647) AS r2,
-           (hashint8extended(pi::bigint * 100 + wi, 3) & 2147483647) AS r3,
-           (hashint8extended(pi::bigint * 100 + wi, 4) & 2147483647) AS r4,
-           (hashint8extended(pi::bigint * 100 + wi, 5) & 2147483647) AS r5,
-           (hashint8extended(pi::bigint * 100 + wi, 6) & 2147483647) AS r6
-      FROM generate_series(1, $1::int) AS pi CROSS JOIN generate_series(1, $2::int) AS wi
+           (hashint8extended(k, 1) & 2147483647) AS r1,
+           (hashint8extended(k, 2) & 2147483647) AS r2,
+           (hashint8extended(k, 3) & 2147483647) AS r3,
+           (hashint8extended(k, 4) & 2147483647) AS r4,
+           (hashint8extended(k, 5) & 2147483647) AS r5,
+           (hashint8extended(k, 6) & 2147483647) AS r6
+      FROM k
 ), q AS (
     SELECT pi, wi, r3, r4, r5, r6,
            -- one row in 25 is out of stock, the rest 1..500
@@ -60,7 +67,7 @@ WITH p AS (
 INSERT INTO inventory_levels (product_id, warehouse_id, on_hand, reserved, safety_stock, incoming,
                               low_stock_threshold, version, last_change_kind, last_change_ref, updated_at)
 SELECT 'SKU-' || lpad(pi::text, 6, '0'),
-       'WH-' || lpad(wi::text, 2, '0'),
+       'WH-' || lpad(wi::text, greatest(length(wi::text), 2), '0'),
        on_hand,
        least(reserved, on_hand),
        least((r3 % 6)::int, on_hand - least(reserved, on_hand)),

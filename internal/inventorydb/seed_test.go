@@ -102,6 +102,52 @@ func TestSeedIsDeterministicAndNeverOverwrites(t *testing.T) {
 	}
 }
 
+// Past 99 warehouses the ids grow a digit (WH-100) and every pair keeps
+// figures of its own; the first 99 keep the figures they always had.
+func TestSeedPastNinetyNineWarehouses(t *testing.T) {
+	ctx := context.Background()
+	db := scratchDB(t)
+	if err := inventorydb.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := inventorydb.Seed(ctx, db, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	small := seededLevels(t, db)
+	if err := inventorydb.Seed(ctx, db, 3, 101); err != nil {
+		t.Fatalf("seeding 101 warehouses: %v", err)
+	}
+	levels := seededLevels(t, db)
+	if len(levels) != 303 {
+		t.Fatalf("%d rows, want 303", len(levels))
+	}
+	for _, id := range []string{inventorydb.WarehouseID(99), inventorydb.WarehouseID(100), inventorydb.WarehouseID(101)} {
+		if _, ok := levels[inventorydb.ProductID(3)+"/"+id]; !ok {
+			t.Errorf("no row for %s/%s", inventorydb.ProductID(3), id)
+		}
+	}
+	if inventorydb.WarehouseID(100) != "WH-100" {
+		t.Errorf("warehouse 100 is %q", inventorydb.WarehouseID(100))
+	}
+	for key, l := range small {
+		if got := levels[key]; got != l {
+			t.Errorf("%s changed by seeding more warehouses: %+v, was %+v", key, got, l)
+		}
+	}
+	// Pairs past 99 do not repeat the figures of another pair (the key of
+	// the pseudo-random draws is unique per pair).
+	same := 0
+	for p := 1; p <= 2; p++ {
+		a, b := levels[inventorydb.ProductID(p+1)+"/"+inventorydb.WarehouseID(1)], levels[inventorydb.ProductID(p)+"/"+inventorydb.WarehouseID(101)]
+		if a.OnHand == b.OnHand && a.Reserved == b.Reserved && a.SafetyStock == b.SafetyStock && a.Incoming == b.Incoming && a.LowStockThreshold == b.LowStockThreshold {
+			same++
+		}
+	}
+	if same == 2 {
+		t.Error("the pairs past warehouse 99 repeat the figures of other pairs")
+	}
+}
+
 func TestSeedRefusesCountsOutsideTheIDFormat(t *testing.T) {
 	tests := []struct {
 		name                 string
@@ -110,7 +156,7 @@ func TestSeedRefusesCountsOutsideTheIDFormat(t *testing.T) {
 		{"no products", 0, 1},
 		{"no warehouses", 1, 0},
 		{"seven-digit product ids", inventorydb.MaxSeedProducts + 1, 1},
-		{"three-digit warehouse ids", 1, inventorydb.MaxSeedWarehouses + 1},
+		{"more warehouses than a level may hold", 1, inventorydb.MaxSeedWarehouses + 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
