@@ -116,12 +116,8 @@ func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
 	}
 	s.log.Info("replication started", "slot", s.cfg.Slot, "start_lsn", pglogrepl.LSN(start).String())
 
-	var (
-		tx         change.Tx
-		inTx       bool
-		index      uint32
-		nextStatus = time.Now().Add(s.cfg.StatusInterval)
-	)
+	r := &receiver{s: s, h: h}
+	nextStatus := time.Now().Add(s.cfg.StatusInterval)
 	for {
 		// Confirm soon after a batch is acked, not only on the interval, so
 		// the slot releases WAL promptly; at most every 50 ms.
@@ -153,84 +149,134 @@ func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
 			}
 			return fmt.Errorf("receiving from slot %s: %w", s.cfg.Slot, err)
 		}
-		switch msg := raw.(type) {
-		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("replication error on slot %s: %w", s.cfg.Slot, pgconn.ErrorResponseToPgError(msg))
-		case *pgproto3.CopyData:
-			if len(msg.Data) == 0 {
-				continue
-			}
-			switch msg.Data[0] {
-			case pglogrepl.PrimaryKeepaliveMessageByteID:
-				ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parsing keepalive: %w", err)
-				}
-				s.recvd.Store(uint64(ka.ServerWALEnd))
-				if ka.ReplyRequested {
-					nextStatus = time.Time{}
-				}
-			case pglogrepl.XLogDataByteID:
-				xld, err := pglogrepl.ParseXLogData(msg.Data[1:])
-				if err != nil {
-					return fmt.Errorf("parsing xlog data: %w", err)
-				}
-				if end := uint64(xld.ServerWALEnd); end > s.recvd.Load() {
-					s.recvd.Store(end)
-				}
-				m, err := pglogrepl.Parse(xld.WALData)
-				if err != nil {
-					return fmt.Errorf("parsing pgoutput message at %s: %w", xld.WALStart, err)
-				}
-				switch m := m.(type) {
-				case *pglogrepl.RelationMessage:
-					if m.Namespace != "public" || m.RelationName != Table {
-						continue
-					}
-					d, err := newRowDecoder(m)
-					if err != nil {
-						return err
-					}
-					s.decode[m.RelationID] = d
-				case *pglogrepl.BeginMessage:
-					tx = change.Tx{Xid: m.Xid, CommitLSN: uint64(m.FinalLSN), CommitTime: m.CommitTime.UTC()}
-					inTx, index = true, 0
-				case *pglogrepl.CommitMessage:
-					if !inTx {
-						return errors.New("commit without begin in replication stream")
-					}
-					tx.CommitLSN = uint64(m.CommitLSN)
-					tx.EndLSN = uint64(m.TransactionEndLSN)
-					inTx = false
-					if err := h.Commit(ctx, tx); err != nil {
-						return err
-					}
-				case *pglogrepl.LogicalDecodingMessage:
-					if !inTx || !m.Transactional || m.Prefix != change.SignalResnapshot {
-						continue // heartbeats and foreign messages
-					}
-					index++
-					sig := change.Signal{Prefix: m.Prefix, Content: m.Content, Position: position.Position{LSN: tx.CommitLSN, Index: index}}
-					if err := h.Signal(ctx, &tx, sig); err != nil {
-						return err
-					}
-				case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage, *pglogrepl.TruncateMessage:
-					index++
-					c, ok, err := s.toChange(m)
-					if err != nil {
-						return fmt.Errorf("decoding change %d of xid %d: %w", index, tx.Xid, err)
-					}
-					if !ok {
-						continue
-					}
-					c.Position = position.Position{LSN: tx.CommitLSN, Index: index}
-					if err := h.Change(ctx, &tx, c); err != nil {
-						return err
-					}
-				}
-			}
+		replyNow, err := r.handle(ctx, raw)
+		if err != nil {
+			return err
+		}
+		if replyNow {
+			nextStatus = time.Time{}
 		}
 	}
+}
+
+// receiver is what one Run keeps between messages: the handler it feeds
+// and the transaction being received. Its handle methods take one message
+// kind each.
+type receiver struct {
+	s     *Stream
+	h     Handler
+	tx    change.Tx
+	inTx  bool
+	index uint32 // of the last change or signal in tx
+}
+
+// handle takes one message from the server; replyNow says the server asked
+// for a standby status at once.
+func (r *receiver) handle(ctx context.Context, raw pgproto3.BackendMessage) (replyNow bool, err error) {
+	switch msg := raw.(type) {
+	case *pgproto3.ErrorResponse:
+		return false, fmt.Errorf("replication error on slot %s: %w", r.s.cfg.Slot, pgconn.ErrorResponseToPgError(msg))
+	case *pgproto3.CopyData:
+		if len(msg.Data) == 0 {
+			return false, nil
+		}
+		switch msg.Data[0] {
+		case pglogrepl.PrimaryKeepaliveMessageByteID:
+			return r.handleKeepalive(msg.Data[1:])
+		case pglogrepl.XLogDataByteID:
+			return false, r.handleXLogData(ctx, msg.Data[1:])
+		}
+	}
+	return false, nil
+}
+
+func (r *receiver) handleKeepalive(data []byte) (replyNow bool, err error) {
+	ka, err := pglogrepl.ParsePrimaryKeepaliveMessage(data)
+	if err != nil {
+		return false, fmt.Errorf("parsing keepalive: %w", err)
+	}
+	r.s.recvd.Store(uint64(ka.ServerWALEnd))
+	return ka.ReplyRequested, nil
+}
+
+func (r *receiver) handleXLogData(ctx context.Context, data []byte) error {
+	xld, err := pglogrepl.ParseXLogData(data)
+	if err != nil {
+		return fmt.Errorf("parsing xlog data: %w", err)
+	}
+	if end := uint64(xld.ServerWALEnd); end > r.s.recvd.Load() {
+		r.s.recvd.Store(end)
+	}
+	m, err := pglogrepl.Parse(xld.WALData)
+	if err != nil {
+		return fmt.Errorf("parsing pgoutput message at %s: %w", xld.WALStart, err)
+	}
+	switch m := m.(type) {
+	case *pglogrepl.RelationMessage:
+		return r.handleRelation(m)
+	case *pglogrepl.BeginMessage:
+		r.handleBegin(m)
+	case *pglogrepl.CommitMessage:
+		return r.handleCommit(ctx, m)
+	case *pglogrepl.LogicalDecodingMessage:
+		return r.handleLogicalMessage(ctx, m)
+	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage, *pglogrepl.TruncateMessage:
+		return r.handleRowChange(ctx, m)
+	}
+	return nil
+}
+
+// handleRelation learns the captured table's columns; other relations are
+// not in the publication, and their changes never come.
+func (r *receiver) handleRelation(m *pglogrepl.RelationMessage) error {
+	if m.Namespace != "public" || m.RelationName != Table {
+		return nil
+	}
+	d, err := newRowDecoder(m)
+	if err != nil {
+		return err
+	}
+	r.s.decode[m.RelationID] = d
+	return nil
+}
+
+func (r *receiver) handleBegin(m *pglogrepl.BeginMessage) {
+	r.tx = change.Tx{Xid: m.Xid, CommitLSN: uint64(m.FinalLSN), CommitTime: m.CommitTime.UTC()}
+	r.inTx, r.index = true, 0
+}
+
+func (r *receiver) handleCommit(ctx context.Context, m *pglogrepl.CommitMessage) error {
+	if !r.inTx {
+		return errors.New("commit without begin in replication stream")
+	}
+	r.tx.CommitLSN = uint64(m.CommitLSN)
+	r.tx.EndLSN = uint64(m.TransactionEndLSN)
+	r.inTx = false
+	return r.h.Commit(ctx, r.tx)
+}
+
+// handleLogicalMessage passes on the signals the producer acts on; the
+// heartbeats and foreign messages are only there to move the LSN.
+func (r *receiver) handleLogicalMessage(ctx context.Context, m *pglogrepl.LogicalDecodingMessage) error {
+	if !r.inTx || !m.Transactional || m.Prefix != change.SignalResnapshot {
+		return nil
+	}
+	r.index++
+	sig := change.Signal{Prefix: m.Prefix, Content: m.Content, Position: position.Position{LSN: r.tx.CommitLSN, Index: r.index}}
+	return r.h.Signal(ctx, &r.tx, sig)
+}
+
+func (r *receiver) handleRowChange(ctx context.Context, m pglogrepl.Message) error {
+	r.index++
+	c, ok, err := r.s.toChange(m)
+	if err != nil {
+		return fmt.Errorf("decoding change %d of xid %d: %w", r.index, r.tx.Xid, err)
+	}
+	if !ok {
+		return nil
+	}
+	c.Position = position.Position{LSN: r.tx.CommitLSN, Index: r.index}
+	return r.h.Change(ctx, &r.tx, c)
 }
 
 func (s *Stream) decoder(relID uint32) (*rowDecoder, bool) {
