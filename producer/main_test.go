@@ -193,20 +193,17 @@ func TestRunCapturesAndStops(t *testing.T) {
 	}
 }
 
-// waitFor polls check until it returns "" or a minute passed.
+// waitFor polls check until it returns "" or a minute passed, and shows
+// the program's logs if it never does.
 func waitFor(t *testing.T, what string, logs *syncBuffer, check func() string) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		msg := check()
-		if msg == "" {
-			return
+	failed := t.Failed()
+	defer func() {
+		if !failed && t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s\n%s", what, msg, logs.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	}()
+	testenv.Eventually(t, time.Minute, what, check)
 }
 
 // missingMetrics says which strings of want addr's /metrics lacks ("" for

@@ -203,30 +203,27 @@ func (w product) warehouse(id string) warehouseRow {
 // waitFor polls GET /v1/stock/{id} until ok accepts the answer.
 func waitFor(t *testing.T, base, id string, ok func(product) bool) product {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
+	var got product
+	testenv.Eventually(t, 60*time.Second, "product "+id+" to reach the expected state", func() string {
 		resp, err := http.Get(base + "/v1/stock/" + id)
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			last = fmt.Sprintf("%d %s", resp.StatusCode, body)
-			if resp.StatusCode == http.StatusOK {
-				var p product
-				if err := json.Unmarshal(body, &p); err != nil {
-					t.Fatalf("decoding %s: %v", body, err)
-				}
-				if ok(p) {
-					return p
-				}
-			}
-		} else {
-			last = err.Error()
+		if err != nil {
+			return err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("product %s never reached the expected state; last answer: %s", id, last)
-	return product{}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			var p product
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("decoding %s: %v", body, err)
+			}
+			if ok(p) {
+				got = p
+				return ""
+			}
+		}
+		return fmt.Sprintf("last answer: %d %s", resp.StatusCode, body)
+	})
+	return got
 }
 
 // db creates a migrated database of the test's own, seeded with products x

@@ -256,7 +256,7 @@ func TestHostileRecordsChangeNothing(t *testing.T) {
 	// Once the projector's group committed past the hostile records, each
 	// of them was applied or dead-lettered: a batch's dead letters are
 	// acknowledged before its offset can move.
-	pjWait(t, 60*time.Second, "the projector to commit past the hostile records", pjCaughtUp(t, topic, p.group))
+	testenv.Eventually(t, 60*time.Second, "the projector to commit past the hostile records", pjCaughtUp(t, topic, p.group))
 	got := map[string]*kgo.Record{}
 	for _, r := range readAll(t, dlqTopic) {
 		name := caseOf(r.Headers)

@@ -215,9 +215,12 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	load(t, conn, "http://"+api, 150)
 
 	// Every target scraped; the load then shows in rates and quantiles.
-	eventually(t, "every target up", 60*time.Second, func() (bool, string) {
+	testenv.Eventually(t, 60*time.Second, "every target up", func() string {
 		res, err := q.query("up == 1")
-		return err == nil && len(res) == 7, fmt.Sprintf("%d of 7 targets up (%v)", len(res), err)
+		if err == nil && len(res) == 7 {
+			return ""
+		}
+		return fmt.Sprintf("%d of 7 targets up (%v)", len(res), err)
 	})
 
 	t.Run("dashboard queries answer", func(t *testing.T) {
@@ -326,22 +329,6 @@ func load(t *testing.T, conn *pgx.Conn, api string, changes int) {
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-	}
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s; last: %s", what, timeout, last)
-		}
-		time.Sleep(500 * time.Millisecond)
 	}
 }
 

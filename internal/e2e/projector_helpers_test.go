@@ -161,21 +161,6 @@ func matchesTopic(t *testing.T, st *stockstore.Store, last map[string]*kgo.Recor
 	return ""
 }
 
-func pjWait(t *testing.T, timeout time.Duration, what string, cond func() string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		why := cond()
-		if why == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s: %s", what, why)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func projectorArgs(topic, group, prefix string, extra ...string) []string {
 	return append([]string{"--brokers", strings.Join(testenv.KafkaBrokers(), ","), "--topic", topic, "--group", group,
 		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", prefix, "--metrics-addr", "",

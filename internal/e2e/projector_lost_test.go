@@ -40,7 +40,8 @@ func TestProjectorRebuildsCacheLostWhileRunning(t *testing.T) {
 	rdb := storetest.Client(t)
 	st := pjStore(t)
 	metrics := freePort(t)
-	args := projectorArgs(topic, testenv.Name(t, "pj_group"), st.Prefix(), "--cache-check-interval", "500ms")
+	group := testenv.Name(t, "pj_group")
+	args := projectorArgs(topic, group, st.Prefix(), "--cache-check-interval", "500ms")
 	for i := range args {
 		if args[i] == "--metrics-addr" {
 			args[i+1] = metrics
@@ -49,14 +50,16 @@ func TestProjectorRebuildsCacheLostWhileRunning(t *testing.T) {
 	p := start(t, "projector", args...)
 
 	last := lastInTopic(t, topic)
-	pjWait(t, time.Minute, "the live projection", func() string { return matchesTopic(t, st, last) })
-	time.Sleep(500 * time.Millisecond) // the watermark follows its batch
+	testenv.Eventually(t, time.Minute, "the live projection", func() string { return matchesTopic(t, st, last) })
+	// The watermarks are in the dump: wait for the group's commits, which
+	// follow the batches' watermarks.
+	testenv.Eventually(t, time.Minute, "the group to commit the topic", pjCaughtUp(t, topic, group))
 	before := dumpActive(t, rdb, st)
 
 	t.Run("quiet source", func(t *testing.T) {
 		storetest.DeletePrefix(t, rdb, st.Prefix())
 		p.waitLog(t, "cache rebuilt while running", time.Minute)
-		pjWait(t, time.Minute, "the rebuilt cache", func() string { return matchesTopic(t, st, last) })
+		testenv.Eventually(t, time.Minute, "the rebuilt cache", func() string { return matchesTopic(t, st, last) })
 		diffDumps(t, "before the loss vs rebuilt", before, dumpActive(t, rdb, st))
 	})
 
@@ -82,20 +85,22 @@ func TestProjectorRebuildsCacheLostWhileRunning(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		last := lastInTopic(t, topic)
-		pjWait(t, time.Minute, "the second rebuild", func() string {
+		testenv.Eventually(t, time.Minute, "the second rebuild", func() string {
 			if n := p.count("cache rebuilt while running"); n != 2 {
 				return fmt.Sprintf("%d rebuilds logged", n)
 			}
 			return ""
 		})
-		pjWait(t, time.Minute, "the cache rebuilt under load", func() string { return matchesTopic(t, st, last) })
+		testenv.Eventually(t, time.Minute, "the cache rebuilt under load", func() string { return matchesTopic(t, st, last) })
 
 		// Nothing lost and nothing left over: the same keys and values as
 		// a replay of the topic into an empty Redis.
 		ref := pjStore(t)
-		start(t, "projector", projectorArgs(topic, testenv.Name(t, "pj_group"), ref.Prefix())...)
-		pjWait(t, time.Minute, "the reference replay", func() string { return matchesTopic(t, ref, last) })
-		time.Sleep(500 * time.Millisecond)
+		refGroup := testenv.Name(t, "pj_group")
+		start(t, "projector", projectorArgs(topic, refGroup, ref.Prefix())...)
+		testenv.Eventually(t, time.Minute, "the reference replay", func() string { return matchesTopic(t, ref, last) })
+		testenv.Eventually(t, time.Minute, "the reference group to commit the topic", pjCaughtUp(t, topic, refGroup))
+		testenv.Eventually(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
 		diffDumps(t, "replay vs rebuilt under load", dumpActive(t, rdb, ref), dumpActive(t, rdb, st))
 	})
 
@@ -159,10 +164,10 @@ func TestProjectorOnRedisCluster(t *testing.T) {
 		}
 	}
 	p := start(t, "projector", args...)
-	pjWait(t, time.Minute, "the projection on the cluster", func() string { return matchesTopic(t, st, last) })
+	testenv.Eventually(t, time.Minute, "the projection on the cluster", func() string { return matchesTopic(t, st, last) })
 	storetest.DeletePrefix(t, rdb, st.Prefix())
 	p.waitLog(t, "cache rebuilt while running", time.Minute)
-	pjWait(t, time.Minute, "the rebuilt cache on the cluster", func() string { return matchesTopic(t, st, last) })
+	testenv.Eventually(t, time.Minute, "the rebuilt cache on the cluster", func() string { return matchesTopic(t, st, last) })
 
 	// The query API reads the Cluster layout: every product as the topic
 	// last had it, deleted ones 404, and the change feed from the start.

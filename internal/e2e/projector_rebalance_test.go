@@ -104,7 +104,7 @@ func TestProjectorRebalanceUnderLoad(t *testing.T) {
 		t.Fatalf("topic holds %d products, want %d", len(last), products)
 	}
 	// A's partitions move only after its session times out (45s by default).
-	pjWait(t, 3*time.Minute, "Redis to equal the topic", func() string { return matchesTopic(t, st, last) })
+	testenv.Eventually(t, 3*time.Minute, "Redis to equal the topic", func() string { return matchesTopic(t, st, last) })
 	close(stopWatch)
 	<-watched
 	if backwards.Load() > 0 || reads.Load() == 0 {

@@ -51,7 +51,7 @@ func dumpActive(t *testing.T, rdb redis.UniversalClient, st *stockstore.Store) m
 	return storetest.Dump(t, rdb, storetest.GenPrefix(st.Prefix(), g))
 }
 
-// pjCaughtUp reports, for pjWait, a partition of topic whose offset group
+// pjCaughtUp reports, for testenv.Eventually, a partition of topic whose offset group
 // has not committed up to the topic's current end ("" when none). Offsets
 // are committed once Redis acknowledged the batch, its watermark included:
 // the projection is then complete.
@@ -127,8 +127,8 @@ func TestProjectorReplayEqualsLive(t *testing.T) {
 	live := pjStore(t)
 	group := testenv.Name(t, "pj_group")
 	p := start(t, "projector", projectorArgs(topic, group, live.Prefix())...)
-	pjWait(t, time.Minute, "the live projection", func() string { return matchesTopic(t, live, last) })
-	pjWait(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
+	testenv.Eventually(t, time.Minute, "the live projection", func() string { return matchesTopic(t, live, last) })
+	testenv.Eventually(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
 	liveDump := dumpActive(t, rdb, live)
 	if len(liveDump) < len(ids) {
 		t.Fatalf("live dump has %d keys", len(liveDump))
@@ -138,8 +138,8 @@ func TestProjectorReplayEqualsLive(t *testing.T) {
 		replay := pjStore(t)
 		replayGroup := testenv.Name(t, "pj_group")
 		start(t, "projector", projectorArgs(topic, replayGroup, replay.Prefix())...)
-		pjWait(t, time.Minute, "the replay", func() string { return matchesTopic(t, replay, last) })
-		pjWait(t, time.Minute, "the replay group to commit the topic", pjCaughtUp(t, topic, replayGroup))
+		testenv.Eventually(t, time.Minute, "the replay", func() string { return matchesTopic(t, replay, last) })
+		testenv.Eventually(t, time.Minute, "the replay group to commit the topic", pjCaughtUp(t, topic, replayGroup))
 		diffDumps(t, "live vs replay", liveDump, dumpActive(t, rdb, replay))
 	})
 
@@ -148,7 +148,7 @@ func TestProjectorReplayEqualsLive(t *testing.T) {
 		storetest.DeletePrefix(t, rdb, live.Prefix()) // what FLUSHALL does to this prefix
 		p2 := start(t, "projector", projectorArgs(topic, group, live.Prefix())...)
 		p2.waitLog(t, "cache rebuilt at start", time.Minute)
-		pjWait(t, time.Minute, "the rebuilt cache", func() string { return matchesTopic(t, live, last) })
+		testenv.Eventually(t, time.Minute, "the rebuilt cache", func() string { return matchesTopic(t, live, last) })
 		diffDumps(t, "live vs rebuilt after flush", liveDump, dumpActive(t, rdb, live))
 	})
 }
@@ -170,8 +170,8 @@ func TestProjectorRebuildCommandUnderReads(t *testing.T) {
 	st := pjStore(t)
 	group := testenv.Name(t, "pj_group")
 	start(t, "projector", projectorArgs(topic, group, st.Prefix())...)
-	pjWait(t, time.Minute, "the live projection", func() string { return matchesTopic(t, st, last) })
-	pjWait(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
+	testenv.Eventually(t, time.Minute, "the live projection", func() string { return matchesTopic(t, st, last) })
+	testenv.Eventually(t, time.Minute, "the live group to commit the topic", pjCaughtUp(t, topic, group))
 	before := dumpActive(t, rdb, st)
 	oldGen, _ := st.ActiveGeneration(context.Background())
 

@@ -179,17 +179,7 @@ func (h *harness) levels() map[string]*schemas.StockLevel {
 // eventually polls check until it returns "" or the deadline passes.
 func (h *harness) eventually(what string, check func() string) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		msg := check()
-		if msg == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%s: %s", what, msg)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testenv.Eventually(h.t, 30*time.Second, what, check)
 }
 
 // waitLevel waits until the last level of product in Kafka has the

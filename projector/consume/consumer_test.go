@@ -105,17 +105,6 @@ func committed(t *testing.T, adm *kadm.Client, group, topic string) map[int32]in
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startConsumer runs a consumer of topic in group until the returned stop
 // is called (or the test ends) and reports Run's error to the test.
 func startConsumer(t *testing.T, topic, group string, store Store) (c *Consumer, stop func()) {
@@ -206,7 +195,7 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 
 	c, stop := startConsumer(t, topic, group, st)
 	want := map[string]int64{"SKU-0": 3, "SKU-1": 3, "SKU-2": 3, "SKU-3": 3, "SKU-4": 3, "SKU-5": 3, "SKU-6": 3, "SKU-7": -1}
-	waitFor(t, "redis to hold the last snapshot of every product", func() bool {
+	testenv.Eventually(t, 30*time.Second, "redis to hold the last snapshot of every product", func() bool {
 		for id, n := range want {
 			if onHand(t, st, id) != n {
 				return false
@@ -229,7 +218,7 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 			wantCommitted[o.Partition] = o.Offset
 		}
 	})
-	waitFor(t, "offsets to be committed", func() bool {
+	testenv.Eventually(t, 30*time.Second, "offsets to be committed", func() bool {
 		got := committed(t, adm, group, topic)
 		for p, o := range wantCommitted {
 			if got[p] < o {
@@ -241,7 +230,7 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 	// With everything applied and nothing behind, every partition's
 	// watermark says it is caught up: readiness must not hold the lateness
 	// of a backlog's last batch against a partition that went quiet.
-	waitFor(t, "every watermark to say caught up", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every watermark to say caught up", func() bool {
 		marks, err := st.Watermarks(context.Background(), topic)
 		if err != nil || len(marks) != len(wantCommitted) {
 			return false
@@ -273,12 +262,27 @@ func TestProjectsCommittedSnapshotsAndCommitsOffsets(t *testing.T) {
 
 	// A restart in the same group resumes after the committed offsets: only
 	// the new record is consumed.
-	produce(t, true, levelRecord(t, topic, "SKU-1", pos(500, 1), 5))
+	// After it, a fence in every partition: once the fences are in Redis,
+	// anything replayed by mistake (read before them) has been consumed.
+	news := []*kgo.Record{levelRecord(t, topic, "SKU-1", pos(500, 1), 5)}
+	for i := range 12 {
+		news = append(news, levelRecord(t, topic, fmt.Sprintf("FENCE-%d", i), pos(500, uint32(i+2)), 1))
+	}
+	news = produce(t, true, news...)
+	if len(lastOffsets(news[1:])) != len(wantCommitted) {
+		t.Fatalf("the fences reach %d partitions, want all %d", len(lastOffsets(news[1:])), len(wantCommitted))
+	}
 	c2, _ := startConsumer(t, topic, group, st)
-	waitFor(t, "the new snapshot", func() bool { return onHand(t, st, "SKU-1") == 5 })
-	time.Sleep(500 * time.Millisecond) // let anything replayed by mistake arrive
-	if n := counterValue(t, c2.metrics.consumed); n != 1 {
-		t.Errorf("restarted consumer consumed %v records, want 1", n)
+	testenv.Eventually(t, 30*time.Second, "the new snapshot and the fences", func() bool {
+		for _, r := range news[1:] {
+			if onHand(t, st, string(r.Key)) != 1 {
+				return false
+			}
+		}
+		return onHand(t, st, "SKU-1") == 5
+	})
+	if n := counterValue(t, c2.metrics.consumed) - float64(len(news)-1); n != 1 {
+		t.Errorf("restarted consumer consumed %v records besides the fences, want 1", n)
 	}
 	if onHand(t, st, "SKU-0") != 3 || onHand(t, st, "SKU-7") != -1 {
 		t.Errorf("state changed across the restart")
@@ -312,18 +316,18 @@ func TestRedisDownCommitsNothingThenCatchesUp(t *testing.T) {
 	)
 	c, _ := startConsumer(t, topic, group, flaky)
 	// applyErrs counts a failure once Apply has returned it.
-	waitFor(t, "at least 3 apply errors", func() bool { return counterValue(t, c.metrics.applyErrs) >= 3 })
+	testenv.Eventually(t, 30*time.Second, "at least 3 apply errors", func() bool { return counterValue(t, c.metrics.applyErrs) >= 3 })
 	if got := committed(t, adm, group, topic); len(got) != 0 {
 		t.Fatalf("offsets committed while redis was down: %v", got)
 	}
 
 	flaky.down.Store(false)
-	waitFor(t, "the batch to be applied after redis came back", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the batch to be applied after redis came back", func() bool {
 		return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2
 	})
 	// Past the last record and the transaction marker after it.
 	last := lastOffsets(produced)[0]
-	waitFor(t, "the offset to be committed", func() bool { return committed(t, adm, group, topic)[0] == last+2 })
+	testenv.Eventually(t, 30*time.Second, "the offset to be committed", func() bool { return committed(t, adm, group, topic)[0] == last+2 })
 }
 
 func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
@@ -340,9 +344,9 @@ func TestPoisonRecordsAreSkippedAndCounted(t *testing.T) {
 		levelRecord(t, topic, "B", pos(1, 2), 2),
 	)
 	c, _ := startConsumer(t, topic, group, st)
-	waitFor(t, "the good records", func() bool { return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2 })
+	testenv.Eventually(t, 30*time.Second, "the good records", func() bool { return onHand(t, st, "A") == 1 && onHand(t, st, "B") == 2 })
 	last := lastOffsets(produced)[0]
-	waitFor(t, "the offset to move past the poison", func() bool { return committed(t, adm, group, topic)[0] == last+2 })
+	testenv.Eventually(t, 30*time.Second, "the offset to move past the poison", func() bool { return committed(t, adm, group, topic)[0] == last+2 })
 	if n := counterValue(t, c.metrics.decodeErrs); n != 2 {
 		t.Errorf("decode errors = %v, want 2", n)
 	}
@@ -420,8 +424,8 @@ func TestReplayedOlderSnapshotIsStale(t *testing.T) {
 	}
 	produce(t, true, levelRecord(t, topic, "A", pos(10, 1), 10), levelRecord(t, topic, "B", pos(10, 2), 10))
 	c, _ := startConsumer(t, topic, group, st)
-	waitFor(t, "B", func() bool { return onHand(t, st, "B") == 10 })
-	waitFor(t, "the stale count", func() bool { return counterValue(t, c.metrics.stale) == 1 })
+	testenv.Eventually(t, 30*time.Second, "B", func() bool { return onHand(t, st, "B") == 10 })
+	testenv.Eventually(t, 30*time.Second, "the stale count", func() bool { return counterValue(t, c.metrics.stale) == 1 })
 	if got := onHand(t, st, "A"); got != 50 {
 		t.Errorf("A on_hand = %d, want 50 (an older snapshot must not win)", got)
 	}
@@ -498,7 +502,7 @@ func TestRebalanceUnderLoadNeverGoesBackwards(t *testing.T) {
 			stopA() // A leaves: B takes everything
 		}
 	}
-	waitFor(t, "every product at its last snapshot", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every product at its last snapshot", func() bool {
 		ps, notFound, err := st.GetMany(ctx, ids)
 		if err != nil || len(notFound) > 0 {
 			return false

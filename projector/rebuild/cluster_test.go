@@ -14,6 +14,7 @@ import (
 	"github.com/stockpipe/stock/internal/position"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
+	"github.com/stockpipe/stock/internal/testenv"
 )
 
 // The projection on a real Redis Cluster of three masters, from the real
@@ -80,7 +81,7 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 		_ = guard.Run(gctx, c.CacheLost())
 	}()
 	t.Cleanup(func() { stopGuard(); <-guarded })
-	waitFor(t, "the projection on the cluster", matches)
+	testenv.Eventually(t, 30*time.Second, "the projection on the cluster", matches)
 
 	t.Run("rebuild", func(t *testing.T) {
 		gen, _ := st.ActiveGeneration(ctx)
@@ -107,7 +108,7 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		write(4000, 400)
-		waitFor(t, "the cache rebuilt after the loss", matches)
+		testenv.Eventually(t, 30*time.Second, "the cache rebuilt after the loss", matches)
 		if ok, err := st.Initialized(ctx); err != nil || !ok {
 			t.Fatalf("initialized = %v %v", ok, err)
 		}
@@ -123,12 +124,12 @@ func TestProjectionOnRedisCluster(t *testing.T) {
 		if err := rdb.Set(ctx, st.Prefix()+"generation:{b5}", "99", 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the guard to rebuild", func() bool {
+		testenv.Eventually(t, 30*time.Second, "the guard to rebuild", func() bool {
 			ps, err := st.Pointer(ctx)
 			return err == nil && ps == stockstore.PointerActive && counterValue(t, guard.recovered) == 2
 		})
 		write(5000, 400)
-		waitFor(t, "the projection after the rebuild", matches)
+		testenv.Eventually(t, 30*time.Second, "the projection after the rebuild", matches)
 		if n := counterValue(t, guard.lost); n != 2 {
 			t.Errorf("losses counted = %v, want 2", n)
 		}

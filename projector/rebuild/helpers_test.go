@@ -132,17 +132,6 @@ func produce(t *testing.T, recs ...*kgo.Record) {
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startConsumer runs a live projector of topic in group until the test
 // ends, and reports Run's error to the test.
 func startConsumer(t *testing.T, topic, group string, store consume.Store) *consume.Consumer {
@@ -190,7 +179,7 @@ func waitCaughtUp(t *testing.T, adm *kadm.Client, group, topic string) {
 	if err != nil {
 		t.Fatalf("listing end offsets: %v", err)
 	}
-	waitFor(t, "the group to commit up to the end offsets", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the group to commit up to the end offsets", func() bool {
 		got, err := adm.FetchOffsetsForTopics(ctx, group, topic)
 		if err != nil {
 			return false

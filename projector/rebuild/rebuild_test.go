@@ -6,12 +6,14 @@ import (
 	"maps"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/internal/stockstore/storetest"
+	"github.com/stockpipe/stock/internal/testenv"
 )
 
 // A rebuild replays the topic into a new generation while readers keep
@@ -40,7 +42,7 @@ func TestRebuildSwitchesGenerationsUnderReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	startConsumer(t, topic, group, st)
-	waitFor(t, "the live projection", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the live projection", func() bool {
 		ps, missing, err := st.GetMany(ctx, ids)
 		if err != nil || len(missing) > 0 {
 			return false
