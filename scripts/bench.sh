@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench / make bench-debezium: the end-to-end benchmark of issue 6 on the
+# make bench / make bench-debezium: the end-to-end benchmark on the
 # local stack (docs/benchmarks.md).
 #   scripts/bench.sh pipeline [bench flags]   producer + projector + query API
 #   scripts/bench.sh debezium [bench flags]   our producer vs Debezium, side by side

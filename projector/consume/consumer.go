@@ -85,7 +85,9 @@ func (c *Consumer) signalLost() {
 	}
 }
 
-// newClient is the one constructor of the projector's Kafka client.
+// newClient builds the live consumer group's Kafka client, the only one
+// that joins the group; the rebuild, the dead-letter tools, status and
+// HasCommittedOffsets each build their own, outside any group.
 func (c *Consumer) newClient() (*kgo.Client, error) {
 	return kgo.NewClient(append(c.cfg.Kafka.Opts(),
 		kgo.ClientID(c.cfg.ClientID),
