@@ -151,7 +151,8 @@ func TestRunCapturesAndStops(t *testing.T) {
 	ln.Close()
 
 	getenv := env(map[string]string{"STOCK_PG_URL": url, "STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","),
-		"STOCK_SLOT": name, "STOCK_PUBLICATION": name, "STOCK_TOPIC_PREFIX": prefix, "STOCK_PARTITIONS": "2"})
+		"STOCK_SLOT": name, "STOCK_PUBLICATION": name, "STOCK_TOPIC_PREFIX": prefix, "STOCK_PARTITIONS": "2",
+		"STOCK_PRODUCER_STATE_DIR": t.TempDir()})
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var logs syncBuffer
