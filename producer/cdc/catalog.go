@@ -42,7 +42,7 @@ func (h *handler) truncate(ctx context.Context, tx *change.Tx, c change.Change) 
 		if touched {
 			return nil
 		}
-		rec, err := h.p.build.level(id, nil, c.Position, "truncate", tx.CommitTime)
+		rec, err := h.build.level(id, nil, c.Position, "truncate", tx.CommitTime)
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) 
 	if len(sig.Content) > 0 {
 		if err := json.Unmarshal(sig.Content, &req); err != nil {
 			// A malformed request must not stop the stream: say so and skip it.
-			h.p.log.Error("ignoring malformed resnapshot signal", "position", sig.Position.String(), "error", err)
+			h.log.Error("ignoring malformed resnapshot signal", "position", sig.Position.String(), "error", err)
 			return nil
 		}
 	}
@@ -88,7 +88,7 @@ func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) 
 			return nil
 		}
 		l := state.Level(id, rows, sig.Position, txID, tx.CommitTime, false)
-		rec, err := h.p.build.level(id, l, sig.Position, "resnapshot", tx.CommitTime)
+		rec, err := h.build.level(id, l, sig.Position, "resnapshot", tx.CommitTime)
 		if err != nil {
 			return err
 		}
@@ -106,6 +106,6 @@ func (h *handler) Signal(ctx context.Context, tx *change.Tx, sig change.Signal) 
 			}
 		}
 	}
-	h.p.log.Info("resnapshot requested", "position", sig.Position.String(), "requested", len(req.ProductIDs), "products", n)
+	h.log.Info("resnapshot requested", "position", sig.Position.String(), "requested", len(req.ProductIDs), "products", n)
 	return nil
 }

@@ -3,6 +3,7 @@ package cdc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,7 +32,13 @@ const commitTimeout = 30 * time.Second
 // writes the initial snapshot through the writer itself, before streaming
 // starts). It runs on the stream's goroutine only.
 type handler struct {
-	p *Pipeline
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+	build   recordBuilder
+	// stateBudget is the memory the state's changed products may take.
+	stateBudget int64
+
 	// store is the state on disk; st, its view, exists once streaming
 	// starts (the snapshot writes the store in bulk).
 	store  *statestore.Store
@@ -71,7 +78,7 @@ func (h *handler) add(ctx context.Context, r *kgo.Record) error {
 	}
 	h.cur.records = append(h.cur.records, r)
 	if h.inSrcTx && (len(h.cur.records) >= h.holdLimit() || h.st.Dirty() > h.spillAt()) {
-		return h.handoff(ctx, false, true)
+		return h.handOver(ctx)
 	}
 	return nil
 }
@@ -81,54 +88,76 @@ func (h *handler) add(ctx context.Context, r *kgo.Record) error {
 // batch, inside a source transaction with a part of it, written ahead of
 // Kafka (the store is then unclean until the transaction's commit). They
 // stay in memory until the store has them.
-func (h *handler) spillAt() int64 { return h.p.stateBudget() / 2 }
+func (h *handler) spillAt() int64 { return h.stateBudget / 2 }
 
 // holdLimit is how many records the handler holds before it waits for the
 // committer, bounding memory when Kafka is slower than the stream.
-func (h *handler) holdLimit() int { return max(4*h.p.cfg.BatchMaxRecords, 10_000) }
+func (h *handler) holdLimit() int { return max(4*h.cfg.BatchMaxRecords, 10_000) }
 
-// handoff gives the batch in hand to the committer. Without wait it gives
-// up when the committer is busy, and the batch goes on growing.
-func (h *handler) handoff(ctx context.Context, final, wait bool) error {
+// handOver gives the batch in hand to the committer, waiting until it
+// takes it: the whole batch between source transactions; inside one, a part
+// (a source transaction too large to hold), which goes into the open Kafka
+// transaction and is committed with the rest at the source commit.
+func (h *handler) handOver(ctx context.Context) error {
 	if err := h.com.failed(); err != nil {
 		return err
 	}
-	b := h.cur
-	b.final = final
+	b, changes, carried := h.ready()
+	select {
+	case h.com.in <- b:
+	case <-h.com.done:
+		return h.com.failed()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	h.handedOver(changes, carried)
+	return nil
+}
+
+// offer gives the whole batch in hand to the committer if it is free now;
+// when it is busy, the batch goes on growing. Only between source
+// transactions.
+func (h *handler) offer() error {
+	if err := h.com.failed(); err != nil {
+		return err
+	}
+	b, changes, carried := h.ready()
+	select {
+	case h.com.in <- b:
+		h.handedOver(changes, carried)
+	default:
+		b.commitTimes = append(carried, b.commitTimes...)
+		b.state = nil // the period goes on; a later hand-over takes it
+	}
+	return nil
+}
+
+// ready prepares the batch in hand for the committer; it is final (ends
+// with a source commit) unless a source transaction is half read. changes
+// are the state's changes it takes along, carried the commit times that
+// stay with the handler.
+func (h *handler) ready() (b *batch, changes *statestore.Changes, carried []time.Time) {
+	b = h.cur
+	b.final = !h.inSrcTx
 	// A whole batch takes the state's changes along, to be stored once
 	// Kafka committed it; a part only when they outgrew their memory.
-	if final || h.st.Dirty() > h.spillAt() {
+	if b.final || h.st.Dirty() > h.spillAt() {
 		b.state = h.st.Pending()
 	}
-	changes := b.state
 	// A part's complete source transactions commit with the rest of the
 	// Kafka transaction; their commit times are measured then, so they
 	// stay with the handler rather than go with the part.
-	var carried []time.Time
-	if !final {
+	if !b.final {
 		carried, b.commitTimes = b.commitTimes, nil
 	}
-	if wait {
-		select {
-		case h.com.in <- b:
-		case <-h.com.done:
-			return h.com.failed()
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	} else {
-		select {
-		case h.com.in <- b:
-		default:
-			b.commitTimes = append(carried, b.commitTimes...)
-			b.state = nil // the period goes on; a later handoff takes it
-			return nil
-		}
-	}
+	return b, b.state, carried
+}
+
+// handedOver starts the next batch once the committer took one.
+func (h *handler) handedOver(changes *statestore.Changes, carried []time.Time) {
 	h.st.Advance(changes)
 	h.cur = &batch{commitTimes: carried}
-	h.p.metrics.setState(int(h.st.Rows()), int(h.st.Products()))
-	return nil
+	h.metrics.setState(int(h.st.Rows()), int(h.st.Products()))
 }
 
 func (h *handler) touch(productID string, pos position.Position, kind string) error {
@@ -154,7 +183,7 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 		return nil
 	}
 	h.inSrcTx = true
-	h.p.metrics.changesRead.Inc()
+	h.metrics.changesRead.Inc()
 	txID := int64(tx.Xid)
 	switch c.Op {
 	case change.OpTruncate:
@@ -168,7 +197,7 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 			return err
 		}
 		if before == nil {
-			h.p.log.Warn("delete of a row the state did not hold", "product_id", c.Key.ProductID, "warehouse_id", c.Key.WarehouseID, "position", c.Position.String())
+			h.log.Warn("delete of a row the state did not hold", "product_id", c.Key.ProductID, "warehouse_id", c.Key.WarehouseID, "position", c.Position.String())
 		}
 		return h.emitChange(ctx, change.OpDelete, c.Key, before, nil, c.Position, txID, tx.CommitTime)
 	default:
@@ -201,7 +230,7 @@ func (h *handler) Change(ctx context.Context, tx *change.Tx, c change.Change) er
 }
 
 func (h *handler) emitChange(ctx context.Context, op change.Op, k change.Key, before, after *change.Row, pos position.Position, txID int64, at time.Time) error {
-	rec, err := h.p.build.change(op, k, before, after, pos, txID, at)
+	rec, err := h.build.change(op, k, before, after, pos, txID, at)
 	if err != nil {
 		return err
 	}
@@ -235,7 +264,7 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 			return err
 		}
 		next := state.Level(id, rows, d.pos, txID, tx.CommitTime, false)
-		rec, err := h.p.build.level(id, next, d.pos, d.kind, tx.CommitTime)
+		rec, err := h.build.level(id, next, d.pos, d.kind, tx.CommitTime)
 		if err != nil {
 			return err
 		}
@@ -243,7 +272,7 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 			return err
 		}
 		for _, a := range state.Alerts(d.before, next) {
-			rec, err := h.p.build.alert(&a)
+			rec, err := h.build.alert(&a)
 			if err != nil {
 				return err
 			}
@@ -260,9 +289,9 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 	h.cur.commitTimes = append(h.cur.commitTimes, tx.CommitTime)
 	switch {
 	case len(h.cur.records) >= h.holdLimit(), h.st.Dirty() > h.spillAt():
-		return h.handoff(ctx, true, true)
-	case len(h.cur.records) >= h.p.cfg.BatchMaxRecords || time.Since(h.began) >= h.p.cfg.BatchLinger:
-		return h.handoff(ctx, true, false)
+		return h.handOver(ctx)
+	case len(h.cur.records) >= h.cfg.BatchMaxRecords || time.Since(h.began) >= h.cfg.BatchLinger:
+		return h.offer()
 	}
 	return nil
 }
@@ -278,10 +307,10 @@ const (
 
 func (h *handler) observeSourceDelay(tx change.Tx) {
 	d := time.Since(tx.CommitTime)
-	h.p.metrics.sourceDelay.Observe(d.Seconds())
+	h.metrics.sourceDelay.Observe(d.Seconds())
 	if d >= lateSource && time.Since(h.lateLogged) >= lateLogEvery {
 		h.lateLogged = time.Now()
-		h.p.log.Warn("source transaction read late from the slot", "delay_ms", d.Milliseconds(),
+		h.log.Warn("source transaction read late from the slot", "delay_ms", d.Milliseconds(),
 			"commit_lsn", position.Position{LSN: tx.CommitLSN}.String(), "commit_time", tx.CommitTime)
 	}
 }
@@ -293,7 +322,7 @@ func (h *handler) Idle(ctx context.Context) error {
 		return err
 	}
 	if !h.inSrcTx && !h.cur.empty() {
-		return h.handoff(ctx, true, false)
+		return h.offer()
 	}
 	return nil
 }
@@ -301,18 +330,18 @@ func (h *handler) Idle(ctx context.Context) error {
 // shutdown hands over what is complete, waits for the committer to commit
 // it and confirms the LSN, under a fresh context.
 func (h *handler) shutdown(ctx context.Context) error {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.p.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.ShutdownTimeout)
 	defer cancel()
 	// However this ends, the committer's input closes so it stops.
 	defer h.com.close()
 	if h.inSrcTx {
 		// Half a source transaction must not reach Kafka; the slot resends
 		// it. Closing the committer's input aborts its open transaction.
-		h.p.log.Info("shutdown: aborting a partly read source transaction")
+		h.log.Info("shutdown: aborting a partly read source transaction")
 		return nil
 	}
 	if !h.cur.empty() {
-		if err := h.handoff(sctx, true, true); err != nil {
+		if err := h.handOver(sctx); err != nil {
 			return fmt.Errorf("flushing on shutdown: %w", err)
 		}
 	}
@@ -331,7 +360,7 @@ func (h *handler) shutdown(ctx context.Context) error {
 	// skips it).
 	if acked := h.stream.Acked(); acked > h.ledger.Recorded() {
 		if err := h.ledger.Record(sctx, acked); err != nil {
-			h.p.log.Warn("shutdown: could not record the last lsn in the slot ledger; confirming the one recorded before", "error", err)
+			h.log.Warn("shutdown: could not record the last lsn in the slot ledger; confirming the one recorded before", "error", err)
 		} else {
 			h.stream.SetConfirmLimit(acked)
 		}
@@ -339,6 +368,6 @@ func (h *handler) shutdown(ctx context.Context) error {
 	if err := h.stream.SendStatus(sctx); err != nil {
 		return err
 	}
-	h.p.log.Info("shutdown: flushed and confirmed", "confirmed_lsn", position.Position{LSN: h.stream.Acked()}.String())
+	h.log.Info("shutdown: flushed and confirmed", "confirmed_lsn", position.Position{LSN: h.stream.Acked()}.String())
 	return nil
 }

@@ -187,7 +187,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.log.Warn("closing the state store", "error", err)
 		}
 	}()
-	h := &handler{p: p, store: store, owner: stateOwner, w: w, dirty: make(map[string]*dirtyProduct)}
+	h := &handler{cfg: p.cfg, log: p.log, metrics: p.metrics, build: p.build, stateBudget: p.stateBudget(),
+		store: store, owner: stateOwner, w: w, dirty: make(map[string]*dirtyProduct)}
 	var start uint64
 	if plan.repairReason != "" {
 		// The slot holds nothing that lines up with this deployment's

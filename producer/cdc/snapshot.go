@@ -24,14 +24,14 @@ import (
 // they are read, ahead of Kafka, and a crash meanwhile makes the next start
 // rebuild it from Kafka, as it takes the snapshot again.
 func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.CreatedSlot) error {
-	cfg := &h.p.cfg
+	cfg := &h.cfg
 	pos := position.Position{LSN: slot.ConsistentPoint}
 	at := time.Now().UTC()
 	products := 0
 	checkpoint := sink.Checkpoint{EndLSN: slot.ConsistentPoint, SnapshotLSN: slot.ConsistentPoint}
 	ld := h.store.NewLoader(h.owner)
 	defer ld.Close()
-	rows, err := source.ReadSnapshot(ctx, conn, slot.SnapshotName, 5*time.Second, h.p.log, func(ctx context.Context, productID string, rows []change.Row) error {
+	rows, err := source.ReadSnapshot(ctx, conn, slot.SnapshotName, 5*time.Second, h.log, func(ctx context.Context, productID string, rows []change.Row) error {
 		if err := h.w.Begin(); err != nil {
 			return err
 		}
@@ -41,14 +41,14 @@ func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.Crea
 			return err
 		}
 		l := state.Level(productID, rows, pos, 0, at, true)
-		rec, err := h.p.build.level(productID, l, pos, "snapshot", at)
+		rec, err := h.build.level(productID, l, pos, "snapshot", at)
 		if err != nil {
 			return err
 		}
 		h.w.Produce(rec)
 		for i := range rows {
 			r := &rows[i]
-			rec, err := h.p.build.change(change.OpRead, change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, nil, r, pos, 0, at)
+			rec, err := h.build.change(change.OpRead, change.Key{ProductID: r.ProductID, WarehouseID: r.WarehouseID}, nil, r, pos, 0, at)
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.Crea
 	if err != nil {
 		return fmt.Errorf("taking snapshot: %w", err)
 	}
-	h.p.metrics.snapshotRows.Add(float64(rows))
+	h.metrics.snapshotRows.Add(float64(rows))
 	if err := ld.Flush(); err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.Crea
 		if err := ld.SetProduct(id, nil, 0); err != nil {
 			return err
 		}
-		rec, err := h.p.build.level(id, nil, pos, "snapshot", at)
+		rec, err := h.build.level(id, nil, pos, "snapshot", at)
 		if err != nil {
 			return err
 		}
@@ -108,8 +108,8 @@ func (h *handler) snapshot(ctx context.Context, conn *pgx.Conn, slot source.Crea
 		return err
 	}
 	h.snapshotLSN = slot.ConsistentPoint
-	h.p.metrics.setState(int(keptRows), int(kept))
-	h.p.log.Info("snapshot written", "rows", rows, "products", products, "tombstones", gone,
+	h.metrics.setState(int(keptRows), int(kept))
+	h.log.Info("snapshot written", "rows", rows, "products", products, "tombstones", gone,
 		"consistent_point", pos.String())
 	return nil
 }
