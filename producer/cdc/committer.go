@@ -137,15 +137,18 @@ func (c *committer) write(b *batch) error {
 		for _, ct := range b.commitTimes {
 			c.m.commitLatency.Observe(now.Sub(ct).Seconds())
 		}
+	}
+	if b.ackLSN > 0 {
+		// Kafka holds it: confirmable, whatever the store does next.
+		c.stream.Ack(b.ackLSN)
+	}
+	if b.commits {
 		// Only now: the store must never run ahead of what Kafka holds
 		// under a clean mark. A crash in between leaves it behind, which
 		// the next start sees and repairs.
 		if err := c.store.Apply(b.state, c.owner, checkpointMark(b.checkpoint)); err != nil {
 			return err
 		}
-	}
-	if b.ackLSN > 0 {
-		c.stream.Ack(b.ackLSN)
 	}
 	return nil
 }

@@ -76,13 +76,14 @@ func (l *Loader) Flush() error {
 }
 
 // Finish applies what is left with the meta: the counts of what the store
-// now holds, clean and matching mark, or not clean when mark is empty.
+// now holds, clean and matching mark, or not clean when mark is empty. It
+// syncs, and with it everything the load wrote before.
 func (l *Loader) Finish(mark string, rows, products int64) error {
 	err := setMeta(l.b, Meta{Owner: l.owner, Clean: mark != "", Mark: mark, Rows: rows, Products: products})
 	if err != nil {
 		return err
 	}
-	if err := l.s.db.Apply(l.b, pebble.NoSync); err != nil {
+	if err := l.s.db.Apply(l.b, pebble.Sync); err != nil {
 		return l.s.fail(fmt.Errorf("writing state: %w", err))
 	}
 	l.b.Reset()

@@ -106,16 +106,19 @@ func (v *View) internString(s string) string {
 	return s
 }
 
-// rowBytes is the estimated memory of one decoded row: the struct and the
-// one string that is not shared (the change reference).
-func rowBytes(r *change.Row) int64 { return int64(unsafe.Sizeof(*r)) + int64(len(r.LastChangeRef)) }
+// rowBytes is the size of one decoded row; each also holds one string
+// that is not shared (the change reference), allocated in 8-byte steps.
+const rowBytes = int64(unsafe.Sizeof(change.Row{}))
 
 const entryBytes = int64(unsafe.Sizeof(entry{})) + 48 // and its map slot
 
+// measure estimates the entry's memory, the slack of its slices included
+// (an estimate that counted only the rows in use held two thirds of what
+// the heap profile showed).
 func (e *entry) measure() int64 {
-	n := entryBytes + int64(len(e.id)) + int64(16*len(e.changed))
+	n := entryBytes + int64(len(e.id)) + int64(16*cap(e.changed)) + rowBytes*int64(cap(e.rows))
 	for i := range e.rows {
-		n += rowBytes(&e.rows[i])
+		n += int64(len(e.rows[i].LastChangeRef)+7) &^ 7
 	}
 	return n
 }
