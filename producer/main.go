@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	pcfg := cfg.pipeline()
 	log.Info("producer starting", "config", redacted(pcfg))
-	raiseMemoryLimit := tuneMemory(log, cfg.MemoryLimitMiB)
+	raiseMemoryLimit := tuneMemory(log, cfg.MemoryLimitMiB, pcfg.StateOffHeapMiB())
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -11,32 +11,30 @@ import (
 	"github.com/stockpipe/stock/internal/periodic"
 )
 
-// The per-product state is a large, long-lived heap of small objects; at
-// the default GOGC the collector rescans it after every few megabytes of
-// short-lived record garbage (a quarter of the CPU in profiles). So the
-// collector runs at GOGC 400, trading memory for CPU, under a soft memory
-// limit that keeps the heap from growing to five times the live data when
-// that is large: a transaction of millions of rows must not show up as
-// gigabytes of resident memory.
+// The per-product state lives on disk (producer/statestore); the heap holds
+// what configuration bounds: the state's decoded products, batches of
+// records, the Kafka client's buffers. The collector runs at the default
+// GOGC (it ran at 400 while the state was a large long-lived heap, which
+// let a small heap grow to five times its live data), under a soft memory
+// limit: the configured floor less what the state store allocates outside
+// the Go heap (Pebble's block cache and memtables), so that the process as
+// a whole, not only its heap, stays under the floor.
 //
-// The limit starts at the configured floor and rises to twice the live heap
-// when the live heap (mostly the state) outgrows half of it, so the
-// collector never spins against a limit the state alone fills (100,000
-// products x 100 warehouses is well over a GiB). An operator's GOGC or
-// GOMEMLIMIT wins over both.
+// The limit rises to twice the live heap when the live heap outgrows half
+// of it, so the collector never spins against a limit the live data alone
+// fills. An operator's GOGC or GOMEMLIMIT wins over both.
 //
 // tuneMemory sets the collector up and returns the loop that raises the
 // limit, for the caller's errgroup, or nil when there is none to run.
-func tuneMemory(log *slog.Logger, floorMiB int) func(context.Context) error {
+func tuneMemory(log *slog.Logger, floorMiB, offHeapMiB int) func(context.Context) error {
 	// The runtime reads GOGC and GOMEMLIMIT from the process environment,
 	// so that is where an operator's setting is, not the config's getenv.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	if os.Getenv("GOMEMLIMIT") != "" || floorMiB <= 0 {
 		return nil
 	}
-	limit := int64(floorMiB) << 20
+	// A floor smaller than the store's own memory still leaves the heap
+	// something to work in.
+	limit := int64(max(floorMiB-offHeapMiB, floorMiB/4)) << 20
 	debug.SetMemoryLimit(limit)
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(sample)

@@ -89,6 +89,11 @@ func stateVerdict(m statestore.Meta, ok bool, owner string, cp sink.Checkpoint, 
 	return "ahead"
 }
 
+// StateOffHeapMiB is what of the state's memory Pebble allocates outside the
+// Go heap (with cgo): its block cache and memtables, three quarters of
+// StateCacheMiB. The collector's soft limit leaves room for it.
+func (c Config) StateOffHeapMiB() int { return c.StateCacheMiB * 3 / 4 }
+
 // stateBudget is the memory the view keeps decoded products in: a quarter
 // of the state's cache; Pebble's block cache has half, its two memtables
 // the last quarter.
