@@ -147,6 +147,8 @@ type pipeline struct {
 	// another with the same arguments).
 	producer     *proc
 	producerArgs []string
+	// stateDir is the producer's state store (--state-dir).
+	stateDir string
 }
 
 // startPipeline runs producer, projector and query API on names of their
@@ -164,12 +166,13 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 		"--levels-topic", prefix+"stock.levels.v1")
 	// The producer starts last, as on a fresh system where the projector
 	// comes up before the topics exist.
+	stateDir := t.TempDir()
 	producerArgs := []string{"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
-		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", ""}
+		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "", "--state-dir", stateDir}
 	pr := start(t, "producer", producerArgs...)
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
 	return pipeline{api: "http://" + api, slot: name, prefix: prefix, group: name, metrics: metrics,
-		projector: pj, queryAPI: qa, producer: pr, producerArgs: producerArgs}
+		projector: pj, queryAPI: qa, producer: pr, producerArgs: producerArgs, stateDir: stateDir}
 }
 
 type warehouseRow struct {

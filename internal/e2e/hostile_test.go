@@ -359,9 +359,14 @@ func TestHostileRecordsChangeNothing(t *testing.T) {
 
 	outer := t // the restarted producer must outlive its subtest
 	t.Run("the producer restarts past them", func(t *testing.T) {
-		// Its state is rebuilt from the levels topic, which now holds
-		// the hostile records: they are skipped, and the start goes on.
+		// Its state store lost (a new disk), its state is rebuilt from the
+		// levels topic, which now holds the hostile records: they are
+		// skipped, and the start goes on. (With the store intact, the
+		// start would not read the topic at all.)
 		p.producer.stop()
+		if err := os.RemoveAll(p.stateDir); err != nil {
+			t.Fatal(err)
+		}
 		p.producer = start(outer, "producer", p.producerArgs...)
 		p.producer.waitLog(t, `"msg":"resuming stream"`, 60*time.Second)
 		if !p.producer.logged(`"msg":"skipping a record the producer did not write"`) {

@@ -138,7 +138,7 @@ func TestIndependentClient(t *testing.T) {
 	p := start(t, "producer",
 		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
 		"--brokers", strings.Join(testenv.KafkaBrokers(), ","), "--topic-prefix", prefix, "--partitions", "3",
-		"--metrics-addr", "", "--schema-registry-url", registryURL)
+		"--metrics-addr", "", "--schema-registry-url", registryURL, "--state-dir", t.TempDir())
 	// The producer prints "producer: <error>" when it exits; failing then
 	// beats waiting out the timeout (an older binary without
 	// --schema-registry-url exits at once).

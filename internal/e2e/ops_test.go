@@ -171,7 +171,7 @@ func TestDashboardAndRulesOnRealMetrics(t *testing.T) {
 	start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
 		"--levels-topic", prefix+"stock.levels.v1")
 	start(t, "producer", "--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
-		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", prodMetrics)
+		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", prodMetrics, "--state-dir", t.TempDir())
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
 	// The sweeper is a subcommand of the warehouse tool, not a program of
 	// its own: built like the programs, run like a tool.

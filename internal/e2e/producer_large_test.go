@@ -52,7 +52,8 @@ func TestProducerMillionRowTransaction(t *testing.T) {
 	prefix := name + "."
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
 	p := start(t, "producer", "--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
-		"--brokers", strings.Join(testenv.KafkaBrokers(), ","), "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "")
+		"--brokers", strings.Join(testenv.KafkaBrokers(), ","), "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "",
+		"--state-dir", t.TempDir())
 	p.waitLog(t, `"replication started"`, 5*time.Minute)
 	// Peak memory with the state of a million rows built by the snapshot.
 	base := peakRSSMiB(t, p.cmd.Process.Pid)

@@ -119,8 +119,10 @@ func TestProducerCrashSafety(t *testing.T) {
 	}
 
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
+	// One state store for every run, as on a host whose producer is
+	// killed and started again: each start uses it as found or rebuilds it.
 	args := []string{"--postgres-url", url, "--slot", name, "--publication", name,
-		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", ""}
+		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "", "--state-dir", t.TempDir()}
 	// The kill schedule is random so that runs cover different moments;
 	// the seed is logged so that a failing schedule can be replayed
 	// (STOCK_E2E_KILL_SEED).
@@ -133,6 +135,7 @@ func TestProducerCrashSafety(t *testing.T) {
 	t.Logf("kill schedule seed %d (STOCK_E2E_KILL_SEED=%d replays it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	const kills = 20
+	asFound := 0 // starts that used the state store as the last kill left it
 	for i := 0; i < kills; i++ {
 		p := start(t, "producer", args...)
 		var wait time.Duration
@@ -152,10 +155,19 @@ func TestProducerCrashSafety(t *testing.T) {
 		if i < 3 {
 			t.Logf("kill %d after %s; snapshot finished before the kill: %v", i, wait, p.logged(`"snapshot written"`))
 		}
+		if p.logged(`"msg":"state store matches kafka's checkpoint; no rebuild"`) {
+			asFound++
+		}
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d writes committed during %d kills", writes.Load(), kills)
+	t.Logf("%d writes committed during %d kills; %d starts used the state store as found, the others rebuilt it", writes.Load(), kills, asFound)
+	// A kill in streaming leaves the store behind Kafka only between a
+	// Kafka commit and the store's write of it: most starts after one must
+	// find it usable, or the store is not doing its job.
+	if asFound == 0 {
+		t.Error("no start used the state store as the previous kill left it")
+	}
 
 	// A last, clean run catches up with everything committed.
 	final := start(t, "producer", args...)
