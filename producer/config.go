@@ -40,7 +40,7 @@ type config struct {
 	KafkaMetadataMinAge time.Duration    `name:"kafka-metadata-min-age" env:"STOCK_PRODUCER_KAFKA_METADATA_MIN_AGE" default:"${kafka_metadata_min_age}" help:"Shortest time between two metadata refreshes of the transactional client: a produce the broker asked to retry waits for one (franz-go's default is 5s)."`
 	TakeOverSlot        bool             `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
 	StateDir            string           `name:"state-dir" env:"STOCK_PRODUCER_STATE_DIR" default:"" help:"Folder of the per-product state store on local disk, one per deployment (default: .local/producer-state/<transactional id> under the working directory). Losing it costs a rebuild from Kafka at the next start."`
-	StateCacheMiB       int              `name:"state-cache-mib" env:"STOCK_PRODUCER_STATE_CACHE_MIB" default:"${state_cache_mib}" help:"Memory of the per-product state in MiB: Pebble's block cache (half), its two memtables (a quarter) and decoded products (a quarter)."`
+	StateCacheMiB       int              `name:"state-cache-mib" env:"STOCK_PRODUCER_STATE_CACHE_MIB" default:"${state_cache_mib}" help:"Memory of the per-product state in MiB: Pebble's block cache (a quarter), its two memtables (half) and decoded products (a quarter)."`
 	LogLevel            slog.Level       `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 
 	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`

@@ -67,8 +67,8 @@ type Config struct {
 	// per deployment: by default .local/producer-state/<transactional id>
 	// under the working directory.
 	StateDir string
-	// StateCacheMiB is the state's memory: Pebble's block cache (half),
-	// its two memtables (a quarter) and decoded products (a quarter).
+	// StateCacheMiB is the state's memory: Pebble's block cache (a
+	// quarter), its two memtables (half) and decoded products (a quarter).
 	StateCacheMiB int
 }
 
