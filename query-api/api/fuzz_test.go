@@ -79,6 +79,30 @@ func (m memStore) Changes(_ context.Context, after string, limit int) ([]stockst
 
 func (memStore) ChangesHead(context.Context) (string, error) { return "x:1", nil }
 
+// CursorBefore maps every time to "1:0" (the index's start) but the year
+// 1, for which changes were trimmed.
+func (memStore) CursorBefore(_ context.Context, t time.Time) (string, string, error) {
+	if t.Year() <= 1 {
+		return "", "", stockstore.ErrCursorExpired
+	}
+	return "1:0", "1:9", nil
+}
+
+// ChangesIn pages Changes's entries by offset; "1:0" to "1:9" is the only
+// range it knows, "1:5" a cursor in it and "2:0" an expired one.
+func (m memStore) ChangesIn(ctx context.Context, from, upTo string, offset, limit int) ([]stockstore.Change, string, bool, error) {
+	switch {
+	case from == "2:0":
+		return nil, "", false, stockstore.ErrCursorExpired
+	case (from != "1:0" && from != "1:5") || upTo != "1:9":
+		return nil, "", false, stockstore.ErrBadCursor
+	}
+	all, _, _ := m.Changes(ctx, "", 1000)
+	all = all[min(offset, len(all)):]
+	more := len(all) > limit
+	return all[:min(limit, len(all))], "1:5", more, nil
+}
+
 // No input makes the API panic or answer 500, and every error has the one
 // JSON shape.
 func FuzzHandlers(f *testing.F) {
@@ -106,6 +130,16 @@ func FuzzHandlers(f *testing.F) {
 		{"GET", "/v1/stock/changes?cursor=0:0", ""},
 		{"GET", "/v1/stock/changes?cursor=zz&limit=99999999999999999999", ""},
 		{"GET", "/v1/stock/changes/head?x=1", ""},
+		{"POST", "/v1/batch/stock", `{"product_ids":["SKU-1","NOPE"],"warehouse_id":"WH-01"}`},
+		{"POST", "/v1/batch/stock", `{"product_ids":["SKU-1"],"warehouse_id":null}`},
+		{"GET", "/v1/inventory/product/SKU-1", ""},
+		{"GET", "/v1/inventory/product/SKU%3A1", ""},
+		{"POST", "/v1/inventory/recently-updated", `{"since":"2026-11-25T10:00:00Z","page":2,"limit":1}`},
+		{"POST", "/v1/inventory/recently-updated", `{"since":"2026-11-25t10:00:00z","limit":1e2}`},
+		{"POST", "/v1/inventory/recently-updated", `{"since":"0001-01-01T00:00:00Z"}`},
+		{"POST", "/v1/inventory/recently-updated", `{"since":"2026-11-25T10:00:00Z","page_token":"2~1:5~1:9","page":3}`},
+		{"POST", "/v1/inventory/recently-updated", `{"since":"2026-11-25T10:00:00Z","page_token":"2~2:0~1:9"}`},
+		{"POST", "/v1/inventory/recently-updated", `{"since":"x","page":-1,"limit":"5"}`},
 	} {
 		f.Add(seed.method, seed.path, seed.body)
 	}

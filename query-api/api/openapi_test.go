@@ -80,7 +80,19 @@ func TestOpenAPIMatchesRealResponses(t *testing.T) {
 		{"changes", "GET", "/v1/stock/changes?limit=10", "", nil, 200},
 		{"changes from head", "GET", "/v1/stock/changes?cursor=" + head.cursor, "", key, 200},
 		{"changes 422", "GET", "/v1/stock/changes?cursor=bogus", "", nil, 422},
+		{"changes expired", "GET", "/v1/stock/changes?cursor=7:0", "", nil, 410},
 		{"changes head", "GET", "/v1/stock/changes/head", "", nil, 200},
+		{"batch", "POST", "/v1/batch/stock", `{"product_ids":["P-2W","SKU-1","NOPE"]}`, key, 200},
+		{"batch of a warehouse", "POST", "/v1/batch/stock", `{"product_ids":["P-2W"],"warehouse_id":"WH-02"}`, nil, 200},
+		{"batch 400", "POST", "/v1/batch/stock", `{"product_ids":[]}`, nil, 400},
+		{"batch 413", "POST", "/v1/batch/stock", `{"product_ids":["` + strings.Repeat("x", 300<<10) + `"]}`, nil, 413},
+		{"inventory product", "GET", "/v1/inventory/product/P-2W", "", key, 200},
+		{"inventory product 404", "GET", "/v1/inventory/product/SKU-3", "", nil, 404},
+		{"recently updated", "POST", "/v1/inventory/recently-updated", `{"since":"2026-01-01T00:00:00Z","limit":2}`, nil, 200},
+		{"recently updated of a warehouse", "POST", "/v1/inventory/recently-updated", `{"since":"2026-01-01T00:00:00Z","warehouse_id":"WH-02","page":2,"limit":2}`, key, 200},
+		{"recently updated 400", "POST", "/v1/inventory/recently-updated", `{"page":1}`, nil, 400},
+		{"recently updated 410", "POST", "/v1/inventory/recently-updated", `{"since":"2026-01-01T00:00:00Z","page_token":"2~7:0~7:9"}`, nil, 410},
+		{"recently updated 422", "POST", "/v1/inventory/recently-updated", `{"since":"yesterday"}`, nil, 422},
 		{"healthz", "GET", "/healthz", "", nil, 200},
 		{"readyz", "GET", "/readyz", "", nil, 200},
 		{"metrics", "GET", "/metrics", "", nil, 200},
@@ -147,6 +159,8 @@ func routeOf(path string) string {
 	switch {
 	case len(parts) == 4 && parts[1] == "v1" && parts[2] == "stock" && parts[3] != "bulk" && parts[3] != "changes":
 		return "/v1/stock/{product_id}"
+	case len(parts) == 5 && parts[2] == "inventory" && parts[3] == "product":
+		return "/v1/inventory/product/{product_id}"
 	case len(parts) == 5 && parts[2] == "warehouses":
 		return "/v1/warehouses/{warehouse_id}/" + parts[4]
 	}

@@ -28,6 +28,7 @@ func addRoutes(e *echo.Echo, s *server) {
 	e.POST("/v1/stock/bulk", s.bulkStock)
 	e.GET("/v1/warehouses/:warehouse_id/stock", s.warehouseStock)
 	s.addSyncRoutes(e)
+	s.addCompatRoutes(e)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)

@@ -42,6 +42,11 @@ type Store interface {
 	// stockstore.ErrCursorExpired and ErrBadCursor say why a cursor fails.
 	Changes(ctx context.Context, after string, limit int) (changes []stockstore.Change, next string, err error)
 	ChangesHead(ctx context.Context) (string, error)
+	// CursorBefore and ChangesIn serve the replaced system's
+	// recently-updated route: a time mapped onto the change index, and a
+	// bounded stretch of it read at an offset.
+	CursorBefore(ctx context.Context, t time.Time) (cursor, head string, err error)
+	ChangesIn(ctx context.Context, from, upTo string, offset, limit int) (changes []stockstore.Change, next string, more bool, err error)
 }
 
 var _ Store = (*stockstore.Store)(nil)
@@ -99,6 +104,11 @@ type Deps struct {
 	AccessLog        AccessLog
 	SlowRequest      time.Duration
 	AccessLogMaxRate float64
+
+	// SinceMargin is how much earlier than a recently-updated request's
+	// since the answer starts (DefaultSinceMargin when 0): the longest a
+	// change is assumed to take from its commit to the cache.
+	SinceMargin time.Duration
 }
 
 // Defaults for the zero fields of Deps.
@@ -144,6 +154,9 @@ func (d *Deps) setDefaults() {
 	}
 	if d.WatermarkRefresh <= 0 {
 		d.WatermarkRefresh = DefaultWatermarkRefresh
+	}
+	if d.SinceMargin <= 0 {
+		d.SinceMargin = DefaultSinceMargin
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)

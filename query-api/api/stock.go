@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -96,12 +97,25 @@ func onlyParams(c echo.Context, known ...string) error {
 	return nil
 }
 
+// pathParam is a path parameter, unescaped: echo leaves it as sent when
+// the request's path holds escapes (a client may send ':' as %3A).
+func pathParam(c echo.Context, name string) string {
+	v := c.Param(name)
+	if strings.IndexByte(v, '%') < 0 {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v // refused by the id check
+}
+
 func (s *server) storeCtx(c echo.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Request().Context(), s.StoreTimeout)
 }
 
 func (s *server) getStock(c echo.Context) error {
-	id := c.Param("product_id")
+	id := pathParam(c, "product_id")
 	if !validID(id) {
 		return invalidID(id)
 	}

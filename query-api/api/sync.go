@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -18,9 +19,10 @@ func (s *server) addSyncRoutes(e *echo.Echo) {
 }
 
 // limitParam reads ?limit=, 1 to MaxPageSize, DefaultPageSize when absent.
+// A present but empty limit is refused like any other non-number.
 func (s *server) limitParam(c echo.Context) (int, error) {
 	v := c.QueryParam("limit")
-	if v == "" {
+	if _, given := c.QueryParams()["limit"]; !given {
 		return s.DefaultPageSize, nil
 	}
 	n, err := strconv.Atoi(v)
@@ -32,9 +34,17 @@ func (s *server) limitParam(c echo.Context) (int, error) {
 	return n, nil
 }
 
-// maxChangeCursor bounds a change cursor: a generation and one sequence
-// per bucket of the Redis layout (stockstore.ClusterBuckets on a Cluster).
-const maxChangeCursor = 512
+// cursorPattern is the form of the change cursors the store hands out: a
+// generation and one apply sequence, or one per bucket of the Cluster
+// layout (stockstore.ClusterBuckets, 16). openapi.json states the same
+// pattern, so that a client (or a generator) can tell a cursor the API
+// refuses (422) from one it no longer holds (410); a test keeps the two in
+// step.
+const cursorPattern = `[0-9]{1,18}:[0-9]{1,18}((\.[0-9]{1,18}){15})?`
+
+// changeCursorRE is a cursor parameter: empty (from the oldest retained
+// change) or a cursor.
+var changeCursorRE = regexp.MustCompile(`^(` + cursorPattern + `)?$`)
 
 func invalidCursor() *apiError {
 	return newError(http.StatusUnprocessableEntity, codeInvalidParameter, map[string]any{"parameter": "cursor"},
@@ -69,7 +79,7 @@ func (s *server) changes(c echo.Context) error {
 		return err
 	}
 	cursor := c.QueryParam("cursor")
-	if len(cursor) > maxChangeCursor {
+	if !changeCursorRE.MatchString(cursor) {
 		return invalidCursor()
 	}
 	v, err := s.viewOf(c)
@@ -80,9 +90,9 @@ func (s *server) changes(c echo.Context) error {
 	defer cancel()
 	changes, next, err := s.Store.Changes(ctx, cursor, limit)
 	switch {
-	case errors.Is(err, stockstore.ErrBadCursor):
-		return invalidCursor()
-	case errors.Is(err, stockstore.ErrCursorExpired):
+	case errors.Is(err, stockstore.ErrCursorExpired), errors.Is(err, stockstore.ErrBadCursor):
+		// Well formed but not continuable here: another generation, or the
+		// other layout's (a single node's cursor on a Cluster): resync.
 		return s.cursorExpired(c, cursor)
 	case err != nil:
 		return unavailable(err)
@@ -199,7 +209,7 @@ type lowStockBody struct {
 // lowStock pages through the products whose row in a warehouse is
 // LOW_STOCK or OUT_OF_STOCK, by product id.
 func (s *server) lowStock(c echo.Context) error {
-	wh := c.Param("warehouse_id")
+	wh := pathParam(c, "warehouse_id")
 	if !validID(wh) {
 		return invalidWarehouseID(wh)
 	}

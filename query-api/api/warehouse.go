@@ -65,7 +65,7 @@ func productIDsParam(c echo.Context) []string {
 }
 
 func (s *server) warehouseStock(c echo.Context) error {
-	wh := c.Param("warehouse_id")
+	wh := pathParam(c, "warehouse_id")
 	if !validID(wh) {
 		return invalidWarehouseID(wh)
 	}
