@@ -11,7 +11,9 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// addRoutes is the whole API surface in one place.
+// addRoutes mounts every route: the stock reads here, the change feed
+// (addSyncRoutes, sync.go) and the replaced system's routes (addCompatRoutes,
+// compat.go) beside the handlers they call.
 func addRoutes(e *echo.Echo, s *server) {
 	e.Use(s.observe, middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisableStackAll: true,

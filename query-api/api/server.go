@@ -3,8 +3,9 @@
 // from the documents the projector stored in Redis, with freshness headers,
 // ETags, a public (capped) view and one JSON error shape for every failure.
 // It reads Redis only, through internal/stockstore, and must never import
-// Kafka or PostgreSQL code (schemas is imported for the status rule and the
-// topic name only: both are pure parts of the contract).
+// Kafka or PostgreSQL code; it does not import schemas either (its registry
+// client links franz-go), so the one name it needs from the contract is
+// repeated here and checked against schemas by a test.
 package api
 
 import (
