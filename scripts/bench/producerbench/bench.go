@@ -49,8 +49,14 @@ func newBench(ctx context.Context, c config, out io.Writer) (*bench, error) {
 	return &bench{c: c, out: out, name: "bench_" + hex.EncodeToString(b[:]), pool: pool}, nil
 }
 
-// close drops what the run created: slot, publication and topics.
+// stateDir is the producer's state store: one per run, kept across the
+// producer's restarts within it.
+func (b *bench) stateDir() string { return filepath.Join(os.TempDir(), b.name+"-state") }
+
+// close drops what the run created: slot, publication, topics and the
+// producer's state store.
 func (b *bench) close() {
+	defer func() { _ = os.RemoveAll(b.stateDir()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := 0; i < 50; i++ {
@@ -88,7 +94,8 @@ const stopTimeout = time.Minute
 func (b *bench) startProducer(ctx context.Context) (*producer, error) {
 	name := fmt.Sprintf("%s-%d", b.name, time.Now().UnixNano())
 	p, err := proc.Start(name, os.TempDir(), b.c.producerBin, "--postgres-url", b.c.pgURL, "--brokers", b.c.brokers,
-		"--slot", b.name, "--publication", b.name, "--topic-prefix", b.name+".", "--metrics-addr", "")
+		"--slot", b.name, "--publication", b.name, "--topic-prefix", b.name+".", "--metrics-addr", "",
+		"--state-dir", b.stateDir())
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,9 @@ func startProducer(ctx context.Context, cfg Config, in *infra, n names, rows int
 		"--postgres-url", cfg.PGURL, "--slot", n.slot, "--publication", n.publication,
 		"--brokers", strings.Join(cfg.Brokers, ","), "--topic-prefix", n.topicPrefix,
 		"--partitions", fmt.Sprint(cfg.Partitions), "--metrics-addr", cfg.ProducerMetrics,
+		// The state store beside the run's logs, not in the working
+		// directory's default folder.
+		"--state-dir", filepath.Join(cfg.LogDir, "producer-state"),
 	}, cfg.ProducerFlags...)
 	pr, err := proc.Start("producer", cfg.LogDir, filepath.Join(cfg.BinDir, "producer"), args...)
 	if err != nil {
