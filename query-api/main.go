@@ -116,7 +116,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.TLSCertFile != "" {
 		pair, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 		if err != nil {
-			ln.Close()
+			_ = ln.Close() // nothing was served on it yet
 			return fmt.Errorf("loading the API's certificate: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
@@ -142,9 +142,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	for addr := range internal {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			ln.Close()
+			_ = ln.Close() // nothing was served on it yet
 			for _, l := range listeners {
-				l.Close()
+				_ = l.Close()
 			}
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}

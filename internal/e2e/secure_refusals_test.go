@@ -18,7 +18,7 @@ const earlyExit = 30 * time.Second
 
 // runToExit runs a program with exactly env until it exits (within
 // earlyExit) and returns its output.
-func runToExit(t *testing.T, name string, env []string, args ...string) (string, error, time.Duration) {
+func runToExit(t *testing.T, name string, env []string, args ...string) (string, time.Duration, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), earlyExit)
 	defer cancel()
@@ -29,7 +29,7 @@ func runToExit(t *testing.T, name string, env []string, args ...string) (string,
 	if ctx.Err() != nil {
 		t.Fatalf("%s still running after %s:\n%s", name, earlyExit, tail(out, 4000))
 	}
-	return string(out), err, time.Since(start)
+	return string(out), time.Since(start), err
 }
 
 // replaceEnv is env with each of the variables in set replaced (or
@@ -113,7 +113,7 @@ func TestSecureRefusals(t *testing.T) {
 			if strings.Contains(tc.name, "rebuild") {
 				args = []string{"rebuild"}
 			}
-			out, err, took := runToExit(t, tc.program, tc.env, args...)
+			out, took, err := runToExit(t, tc.program, tc.env, args...)
 			if err == nil {
 				t.Fatalf("%s exited 0 after %s:\n%s", tc.program, took, tail([]byte(out), 4000))
 			}
