@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -145,16 +144,8 @@ func NewRegistryClient(c RegistryConfig) (*sr.Client, error) {
 	return cl, nil
 }
 
-// LogValue is c for a log line: the URL without its password, whether a
-// secret is set, never what it is.
-func (c RegistryConfig) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("url", redact.URL(c.URL)), slog.String("username", c.Username),
-		slog.String("password", c.Password.String()), slog.String("password_file", c.PasswordFile),
-		slog.String("token", c.Token.String()), slog.String("token_file", c.TokenFile),
-		slog.String("ca_file", c.CAFile), slog.Bool("lookup_only", c.LookupOnly))
-}
-
-// MarshalJSON is LogValue's view, for a config struct logged whole.
+// MarshalJSON is c for a configuration logged whole: the URL without its
+// password, whether a secret is set, never what it is.
 func (c RegistryConfig) MarshalJSON() ([]byte, error) {
 	type view struct {
 		URL, Username, Password, PasswordFile, Token, TokenFile, CAFile string

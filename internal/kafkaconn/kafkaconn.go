@@ -13,7 +13,6 @@ package kafkaconn
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -124,32 +123,17 @@ func (c Config) Opts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-// LogValue is c for a log line: brokers, TLS files and SASL user, whether
-// a password or token is set, never what it is.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(c.attrs()...)
-}
-
-// attrs are c's log attributes, keys as in the programs' start lines.
-func (c Config) attrs() []slog.Attr {
-	a := []slog.Attr{slog.Any("brokers", c.Brokers)}
+// LogAttrs is c for a start log line: brokers, TLS files, the SASL user
+// and whether a password or token is set, never what it is.
+func (c Config) LogAttrs() []any {
+	attrs := []any{"brokers", c.Brokers}
 	if c.TLS.On() {
-		a = append(a, slog.Group("kafka_tls", "ca_file", c.TLS.CAFile, "cert_file", c.TLS.CertFile, "key_file", c.TLS.KeyFile,
-			"server_name", c.TLS.ServerName, "min_version", c.TLS.MinVersion))
+		attrs = append(attrs, c.TLS.LogAttrs("kafka_")...)
 	}
 	if c.SASLMechanism != "" {
-		a = append(a, slog.Group("kafka_sasl", "mechanism", c.SASLMechanism, "username", c.SASLUsername,
-			"password", c.SASLPassword.String(), "password_file", c.SASLPasswordFile,
-			"oauth_token", c.OAuthToken.String(), "oauth_token_file", c.OAuthTokenFile))
+		attrs = append(attrs, "kafka_sasl_mechanism", c.SASLMechanism, "kafka_sasl_username", c.SASLUsername,
+			"kafka_sasl_password", c.SASLPassword.String(), "kafka_sasl_password_file", c.SASLPasswordFile,
+			"kafka_sasl_oauth_token", c.OAuthToken.String(), "kafka_sasl_oauth_token_file", c.OAuthTokenFile)
 	}
-	return a
-}
-
-// LogAttrs is c for a start log line, secrets redacted.
-func (c Config) LogAttrs() []any {
-	var out []any
-	for _, a := range c.attrs() {
-		out = append(out, a)
-	}
-	return out
+	return attrs
 }
