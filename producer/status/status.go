@@ -71,11 +71,7 @@ func Print(ctx context.Context, cfg Config, w io.Writer) error {
 		}
 	}
 
-	opts, err := cfg.Kafka.Opts()
-	if err != nil {
-		fail("kafka", err)
-		return errors.Join(errs...)
-	}
+	opts := cfg.Kafka.Opts()
 	cp, ok, err := sink.ReadCheckpoint(ctx, opts, cfg.CheckpointTopic, cfg.Slot, func(*kgo.Record) {})
 	switch {
 	case err != nil:

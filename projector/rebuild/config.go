@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 )
 
 // Config configures a rebuild: a replay of the topic, outside any consumer
 // group, into a new generation of the cache.
 type Config struct {
-	Kafka    kafkaconn.Config
+	Brokers  []string
 	Topic    string
 	ClientID string
 
@@ -44,7 +43,7 @@ type Config struct {
 	AcceptNonTransactional bool
 }
 
-// DefaultConfig returns the defaults; callers fill Kafka and Topic.
+// DefaultConfig returns the defaults; callers fill Brokers and Topic.
 func DefaultConfig() Config {
 	return Config{
 		ClientID:     "stock-projector-rebuild",
@@ -61,8 +60,8 @@ func DefaultConfig() Config {
 // Validate reports every problem of c.
 func (c Config) Validate() error {
 	var errs []error
-	if err := c.Kafka.Validate(); err != nil {
-		errs = append(errs, err)
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("no kafka broker"))
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("no topic"))
