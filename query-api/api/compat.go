@@ -2,9 +2,7 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -181,25 +179,9 @@ func (s *server) batchStock(c echo.Context) error {
 // inventoryProduct answers one product in the old shape; 404 when the
 // cache does not hold it (never seen or deleted).
 func (s *server) inventoryProduct(c echo.Context) error {
-	id := pathParam(c, "product_id")
-	if !validID(id) {
-		return invalidID(id)
-	}
-	if err := onlyParams(c); err != nil {
-		return err
-	}
-	v, err := s.viewOf(c)
+	id, doc, v, err := s.oneProduct(c)
 	if err != nil {
 		return err
-	}
-	ctx, cancel := s.storeCtx(c)
-	defer cancel()
-	doc, err := s.reads.get(ctx, id)
-	switch {
-	case errors.Is(err, stockstore.ErrNotFound):
-		return newError(http.StatusNotFound, codeNotFound, map[string]any{"product_id": id}, "product %q not found", id)
-	case err != nil:
-		return unavailable(err)
 	}
 	p, err := inventoryOf(doc, "", v)
 	if err != nil {

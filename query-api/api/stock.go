@@ -114,26 +114,36 @@ func (s *server) storeCtx(c echo.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(c.Request().Context(), s.StoreTimeout)
 }
 
-func (s *server) getStock(c echo.Context) error {
-	id := pathParam(c, "product_id")
+// oneProduct reads the document of the route's product_id for the
+// caller's view: 400 for a bad id or parameter, 404 when the cache does not
+// hold it (never seen or deleted), 503 when Redis does not answer in time.
+func (s *server) oneProduct(c echo.Context) (id string, doc json.RawMessage, v view, err error) {
+	id = pathParam(c, "product_id")
 	if !validID(id) {
-		return invalidID(id)
+		return "", nil, view{}, invalidID(id)
 	}
 	if err := onlyParams(c); err != nil {
-		return err
+		return "", nil, view{}, err
 	}
-	v, err := s.viewOf(c)
-	if err != nil {
-		return err
+	if v, err = s.viewOf(c); err != nil {
+		return "", nil, view{}, err
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	doc, err := s.reads.get(ctx, id)
+	doc, err = s.reads.get(ctx, id)
 	switch {
 	case errors.Is(err, stockstore.ErrNotFound):
-		return newError(http.StatusNotFound, codeNotFound, map[string]any{"product_id": id}, "product %q not found", id)
+		return "", nil, view{}, newError(http.StatusNotFound, codeNotFound, map[string]any{"product_id": id}, "product %q not found", id)
 	case err != nil:
-		return unavailable(err)
+		return "", nil, view{}, unavailable(err)
+	}
+	return id, doc, v, nil
+}
+
+func (s *server) getStock(c echo.Context) error {
+	id, doc, v, err := s.oneProduct(c)
+	if err != nil {
+		return err
 	}
 	tag := newETag(v, "one", id)
 	tag.addBytes(docPosition(doc))
