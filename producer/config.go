@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +14,8 @@ import (
 
 	"github.com/stockpipe/stock/internal/flagenv"
 	"github.com/stockpipe/stock/internal/kafkaconn"
+	"github.com/stockpipe/stock/internal/redact"
+	"github.com/stockpipe/stock/internal/secret"
 	"github.com/stockpipe/stock/producer/cdc"
 	"github.com/stockpipe/stock/producer/status"
 	"github.com/stockpipe/stock/schemas"
@@ -22,26 +27,29 @@ import (
 // --help shows them and nothing restates them. The program's own defaults
 // (database, metrics, memory, log level) are the tags'.
 type config struct {
-	PostgresURL         string           `name:"postgres-url" env:"STOCK_PG_URL" default:"postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable" help:"Source database (needs the REPLICATION attribute)."`
-	Slot                string           `name:"slot" env:"STOCK_SLOT" default:"${slot}" help:"Logical replication slot."`
-	Publication         string           `name:"publication" env:"STOCK_PUBLICATION" default:"${publication}" help:"Publication of inventory_levels."`
-	Kafka               kafkaconn.Config `embed:""`
-	TopicPrefix         string           `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
-	Partitions          int32            `name:"partitions" env:"STOCK_PARTITIONS" default:"${partitions}" help:"Partitions of new topics."`
-	ReplicationFactor   int16            `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"${replication_factor}" help:"Replication factor of new topics."`
-	MinInsync           int              `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"${min_insync_replicas}" help:"min.insync.replicas of new topics."`
-	BatchMaxRecords     int              `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"${batch_max_records}" help:"Records per Kafka transaction before it is committed."`
-	BatchLinger         time.Duration    `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"${batch_linger}" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
-	SchemaRegistryURL   string           `name:"schema-registry-url" env:"STOCK_SCHEMA_REGISTRY_URL" default:"" help:"Confluent-compatible schema registry; values then carry its schema ids (empty: id 0, the .avsc of this version)."`
-	ShutdownTimeout     time.Duration    `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"${shutdown_timeout}" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
-	MetricsAddr         string           `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
-	MemoryLimitMiB      int              `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit of the process in MiB: the collector's is this less the state store's memory outside the Go heap, raised to twice the live heap when that needs it (0: none; GOMEMLIMIT wins)."`
-	TransactionalID     string           `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
-	KafkaMetadataMinAge time.Duration    `name:"kafka-metadata-min-age" env:"STOCK_PRODUCER_KAFKA_METADATA_MIN_AGE" default:"${kafka_metadata_min_age}" help:"Shortest time between two metadata refreshes of the transactional client: a produce the broker asked to retry waits for one (franz-go's default is 5s)."`
-	TakeOverSlot        bool             `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
-	StateDir            string           `name:"state-dir" env:"STOCK_PRODUCER_STATE_DIR" default:"" help:"Folder of the per-product state store on local disk, one per deployment (default: .local/producer-state/<transactional id> under the working directory). Losing it costs a rebuild from Kafka at the next start."`
-	StateCacheMiB       int              `name:"state-cache-mib" env:"STOCK_PRODUCER_STATE_CACHE_MIB" default:"${state_cache_mib}" help:"Memory of the per-product state in MiB: Pebble's block cache (a quarter), its two memtables (half) and decoded products (a quarter)."`
-	LogLevel            slog.Level       `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
+	PostgresURL          string                 `name:"postgres-url" env:"STOCK_PG_URL" default:"postgres://stock:stock@127.0.0.1:5432/stock?sslmode=disable" help:"Source database (needs the REPLICATION attribute). TLS through the URL: sslmode=verify-full&sslrootcert=ca.crt, client certificates with sslcert= and sslkey= (docs/security.md)."`
+	PostgresPassword     secret.Value           `name:"postgres-password" env:"STOCK_PG_PASSWORD" help:"Password of the URL's role, instead of one in the URL (prefer --postgres-password-file or the environment)."`
+	PostgresPasswordFile string                 `name:"postgres-password-file" env:"STOCK_PG_PASSWORD_FILE" help:"File holding the password of the URL's role, read at start."`
+	Slot                 string                 `name:"slot" env:"STOCK_SLOT" default:"${slot}" help:"Logical replication slot."`
+	Publication          string                 `name:"publication" env:"STOCK_PUBLICATION" default:"${publication}" help:"Publication of inventory_levels."`
+	Kafka                kafkaconn.Config       `embed:""`
+	TopicPrefix          string                 `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
+	Partitions           int32                  `name:"partitions" env:"STOCK_PARTITIONS" default:"${partitions}" help:"Partitions of new topics."`
+	ReplicationFactor    int16                  `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"${replication_factor}" help:"Replication factor of new topics."`
+	MinInsync            int                    `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"${min_insync_replicas}" help:"min.insync.replicas of new topics."`
+	BatchMaxRecords      int                    `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"${batch_max_records}" help:"Records per Kafka transaction before it is committed."`
+	BatchLinger          time.Duration          `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"${batch_linger}" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
+	Registry             schemas.RegistryConfig `embed:""`
+	ShutdownTimeout      time.Duration          `name:"shutdown-timeout" env:"STOCK_PRODUCER_SHUTDOWN_TIMEOUT" default:"${shutdown_timeout}" help:"Longest a stop waits for the last Kafka transaction to commit (with Kafka unreachable, the writes it holds are given up then, unconfirmed)."`
+	MetricsAddr          string                 `name:"metrics-addr" env:"STOCK_PRODUCER_METRICS_ADDR" default:"127.0.0.1:9101" help:"Prometheus /metrics listen address (empty disables)."`
+	PprofAddr            string                 `name:"pprof-addr" env:"STOCK_PRODUCER_PPROF_ADDR" help:"Serve Go's pprof profiles (/debug/pprof/) on this address (empty: off; the metrics address serves both). Keep it on loopback or a private network."`
+	MemoryLimitMiB       int                    `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit of the process in MiB: the collector's is this less the state store's memory outside the Go heap, raised to twice the live heap when that needs it (0: none; GOMEMLIMIT wins)."`
+	TransactionalID      string                 `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
+	KafkaMetadataMinAge  time.Duration          `name:"kafka-metadata-min-age" env:"STOCK_PRODUCER_KAFKA_METADATA_MIN_AGE" default:"${kafka_metadata_min_age}" help:"Shortest time between two metadata refreshes of the transactional client: a produce the broker asked to retry waits for one (franz-go's default is 5s)."`
+	TakeOverSlot         bool                   `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
+	StateDir             string                 `name:"state-dir" env:"STOCK_PRODUCER_STATE_DIR" default:"" help:"Folder of the per-product state store on local disk, one per deployment (default: .local/producer-state/<transactional id> under the working directory). Losing it costs a rebuild from Kafka at the next start."`
+	StateCacheMiB        int                    `name:"state-cache-mib" env:"STOCK_PRODUCER_STATE_CACHE_MIB" default:"${state_cache_mib}" help:"Memory of the per-product state in MiB: Pebble's block cache (a quarter), its two memtables (half) and decoded products (a quarter)."`
+	LogLevel             slog.Level             `name:"log-level" env:"STOCK_LOG_LEVEL" default:"info" help:"debug, info, warn or error."`
 
 	Run        struct{}      `cmd:"" default:"1" help:"Capture changes into Kafka until stopped (the default)."`
 	Resnapshot resnapshotCmd `cmd:"" help:"Ask the running producer to write the current state of some or all products again, without stopping the stream."`
@@ -74,7 +82,49 @@ func vars() kong.Vars {
 // Validate reports every problem at once; kong calls it after parsing.
 func (c config) Validate() error {
 	p := c.pipeline()
-	return p.Validate()
+	_, err := c.postgresURL()
+	return errors.Join(p.Validate(), err)
+}
+
+func (c config) postgresPassword() secret.Source {
+	return secret.Source{Value: c.PostgresPassword, File: c.PostgresPasswordFile}
+}
+
+// postgresURL is --postgres-url with the password of --postgres-password
+// or its file set in it, read now. pgx takes TLS settings and client
+// certificates from the URL itself (sslmode, sslrootcert, sslcert, sslkey).
+func (c config) postgresURL() (string, error) {
+	pw := c.postgresPassword()
+	if err := pw.Validate("--postgres-password"); err != nil || !pw.Set() {
+		return c.PostgresURL, err
+	}
+	p, err := pw.Read()
+	if err != nil {
+		return "", err
+	}
+	return withPassword(c.PostgresURL, p)
+}
+
+// withPassword sets password in a postgres URL or key/value DSN that has
+// none.
+func withPassword(dsn, password string) (string, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", fmt.Errorf("--postgres-url %s: not a URL", redact.URL(dsn))
+		}
+		if _, set := u.User.Password(); set || u.Query().Has("password") {
+			return "", errors.New("--postgres-url holds a password and --postgres-password gives another: give one")
+		}
+		u.User = url.UserPassword(u.User.Username(), password)
+		return u.String(), nil
+	}
+	if redact.URL(dsn) != dsn {
+		return "", errors.New("--postgres-url holds a password and --postgres-password gives another: give one")
+	}
+	// A key/value DSN: the value quoted as libpq reads it.
+	q := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password)
+	return dsn + " password='" + q + "'", nil
 }
 
 // pipeline is the pipeline's configuration, defaults and derived names
@@ -90,7 +140,7 @@ func (c config) pipeline() cdc.Config {
 		MinInsyncReplicas:   c.MinInsync,
 		BatchMaxRecords:     c.BatchMaxRecords,
 		BatchLinger:         c.BatchLinger,
-		SchemaRegistryURL:   c.SchemaRegistryURL,
+		Registry:            c.Registry,
 		ShutdownTimeout:     c.ShutdownTimeout,
 		TransactionalID:     c.TransactionalID,
 		TakeOverSlot:        c.TakeOverSlot,
@@ -116,13 +166,10 @@ func (c config) status() status.Config {
 }
 
 // redacted is the pipeline's configuration for the start log, the
-// database password hidden.
+// database password hidden (the Kafka and registry secrets hide
+// themselves: secret.Value).
 func redacted(cfg cdc.Config) cdc.Config {
-	if i := strings.Index(cfg.PostgresURL, "@"); i > 0 {
-		if j := strings.Index(cfg.PostgresURL, "://"); j > 0 && j < i {
-			cfg.PostgresURL = cfg.PostgresURL[:j+3] + "***" + cfg.PostgresURL[i:]
-		}
-	}
+	cfg.PostgresURL = redact.URL(cfg.PostgresURL)
 	return cfg
 }
 
@@ -139,5 +186,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 		return nil, err
 	}
 	cfg.command = kctx.Command()
+	// Validate read the password once already; this is the value used.
+	if cfg.PostgresURL, err = cfg.postgresURL(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
 	return cfg, nil
 }

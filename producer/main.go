@@ -25,7 +25,10 @@ import (
 	"github.com/twmb/franz-go/plugin/kprom"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
+	"github.com/stockpipe/stock/internal/redact"
 	"github.com/stockpipe/stock/producer/cdc"
+	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/producer/status"
 )
 
@@ -33,11 +36,15 @@ import (
 // an answer, or to know that a service does not give one.
 const statusTimeout = 30 * time.Second
 
+// checkTimeout bounds the connection checks at start: a refusal comes at
+// once; past this a service counts as not reachable yet.
+const checkTimeout = 15 * time.Second
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "producer:", err)
+		fmt.Fprintln(os.Stderr, "producer:", redact.Text(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -49,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil || cfg == nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(redact.Handler(stdout, cfg.LogLevel))
 	switch cfg.command {
 	case "resnapshot":
 		pos, err := cdc.RequestResnapshot(ctx, cfg.PostgresURL, cfg.Resnapshot.Products)
@@ -66,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	pcfg := cfg.pipeline()
 	log.Info("producer starting", "config", redacted(pcfg))
+	if err := checkServices(ctx, pcfg, log); err != nil {
+		return err
+	}
 	raiseMemoryLimit := tuneMemory(log, cfg.MemoryLimitMiB, pcfg.StateOffHeapMiB())
 
 	reg := prometheus.NewRegistry()
@@ -85,26 +95,65 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if raiseMemoryLimit != nil {
 		g.Go(func() error { return raiseMemoryLimit(gctx) })
 	}
-	if cfg.MetricsAddr != "" {
-		serveMetrics(gctx, g, cfg.MetricsAddr, reg, log)
+	for addr, mux := range opsMuxes(cfg, reg) {
+		serveOps(gctx, g, addr, mux, log)
 	}
 	return g.Wait()
 }
 
-// serveMetrics serves /metrics and the profiles on addr in g until ctx is
-// done. A listener that fails is logged, not fatal: the pipeline matters
-// more than its metrics.
-func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, log *slog.Logger) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Profiles on the metrics listener (loopback by default): profile
-	// before optimising.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+// checkServices connects once to PostgreSQL and Kafka before anything
+// starts, so that a configuration they refuse (a wrong password, TLS
+// against a plaintext listener or the reverse, a certificate for another
+// name) stops the producer at once with the setting to look at, instead
+// of a pipeline restarting for ever. A service that is only unreachable is
+// logged and waited for, as before.
+func checkServices(ctx context.Context, pcfg cdc.Config, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if err := source.Check(cctx, pcfg.PostgresURL); errors.Is(err, source.ErrRefused) {
+		return err
+	} else if err != nil {
+		log.Warn("postgres not reachable at start; the pipeline retries", "error", err)
+	}
+	if err := pcfg.Kafka.Check(cctx); errors.Is(err, kafkaconn.ErrRefused) {
+		return err
+	} else if err != nil {
+		log.Warn("kafka not reachable at start; the pipeline retries", "error", err)
+	}
+	return nil
+}
+
+// opsMuxes are the operator endpoints by address: /metrics on
+// --metrics-addr, the profiles on --pprof-addr (opt-in: they expose the
+// process's memory and command line), both on one listener when the two
+// addresses are the same.
+func opsMuxes(cfg *config, reg *prometheus.Registry) map[string]*http.ServeMux {
+	muxes := map[string]*http.ServeMux{}
+	mux := func(addr string) *http.ServeMux {
+		if muxes[addr] == nil {
+			muxes[addr] = http.NewServeMux()
+		}
+		return muxes[addr]
+	}
+	if cfg.MetricsAddr != "" {
+		mux(cfg.MetricsAddr).Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	if cfg.PprofAddr != "" {
+		m := mux(cfg.PprofAddr)
+		m.HandleFunc("/debug/pprof/", pprof.Index)
+		m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return muxes
+}
+
+// serveOps serves mux on addr in g until ctx is done. A listener that
+// fails is logged, not fatal: the pipeline matters more than its metrics.
+func serveOps(ctx context.Context, g *errgroup.Group, addr string, mux *http.ServeMux, log *slog.Logger) {
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	g.Go(func() error {
 		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "error", err)
+			log.Error("metrics server stopped", "addr", addr, "error", err)
 		}
 		return nil
 	})

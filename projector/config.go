@@ -127,7 +127,7 @@ func (r rebuildFlags) time() (time.Time, error) {
 // rebuild is the rebuild configuration.
 func (c config) rebuild() (rebuild.Config, error) {
 	rc := rebuild.DefaultConfig()
-	rc.Brokers = c.Kafka.Brokers
+	rc.Kafka = c.Kafka
 	rc.Topic = c.Topic
 	rc.BatchSize = c.BatchSize
 	rc.Workers = c.Rebuild.Workers

@@ -24,6 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
+	"github.com/stockpipe/stock/internal/redact"
+	"github.com/stockpipe/stock/internal/redisconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/projector/consume"
 	"github.com/stockpipe/stock/projector/rebuild"
@@ -33,7 +36,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "projector:", err)
+		fmt.Fprintln(os.Stderr, "projector:", redact.Text(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -48,7 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if isTool(cfg.command) {
 		return runTool(ctx, cfg, stdout)
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.slogLevel()}))
+	log := slog.New(redact.Handler(stdout, cfg.slogLevel()))
 	log.Info("starting projector", cfg.logAttrs()...)
 
 	reg := prometheus.NewRegistry()
@@ -60,6 +63,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer closeRedis()
+	if err := checkServices(ctx, cfg, store, log); err != nil {
+		return err
+	}
 	// Loading the scripts early only saves a round trip; Redis being down
 	// at start is not fatal, the consumer retries.
 	if err := store.LoadScripts(ctx); err != nil {
@@ -140,6 +146,32 @@ func project(ctx context.Context, cfg *config, store *stockstore.Store, log *slo
 		return nil
 	}, nil
 }
+
+// checkServices connects once to Kafka and Redis before anything starts,
+// so that a configuration they refuse (a wrong password, TLS against a
+// plaintext listener or the reverse, a certificate for another name) stops
+// the projector at once with the setting to look at, instead of a consumer
+// retrying for ever. A service that is only unreachable is logged and
+// waited for, as before.
+func checkServices(ctx context.Context, cfg *config, store *stockstore.Store, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	if err := cfg.Kafka.Check(cctx); errors.Is(err, kafkaconn.ErrRefused) {
+		return err
+	} else if err != nil {
+		log.Warn("kafka not reachable at start; retrying", "error", err)
+	}
+	if err := cfg.Redis.Check(cctx, store); errors.Is(err, redisconn.ErrRefused) {
+		return err
+	} else if err != nil {
+		log.Warn("redis not reachable at start; retrying", "error", err)
+	}
+	return nil
+}
+
+// checkTimeout bounds the connection checks at start: a refusal comes at
+// once; past this a service counts as not reachable yet.
+const checkTimeout = 15 * time.Second
 
 // serveMetrics serves /metrics on ln in g until ctx is done or the job is
 // (done closed), then shuts the server down.

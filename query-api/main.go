@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +20,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockpipe/stock/internal/redact"
+	"github.com/stockpipe/stock/internal/redisconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 	"github.com/stockpipe/stock/query-api/api"
 )
@@ -38,7 +42,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "query-api:", err)
+		fmt.Fprintln(os.Stderr, "query-api:", redact.Text(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -50,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil || cfg == nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.slogLevel()}))
+	log := slog.New(redact.Handler(stdout, cfg.slogLevel()))
 	log.Info("starting query-api", cfg.logAttrs()...)
 
 	reg := prometheus.NewRegistry()
@@ -62,6 +66,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer closeRedis()
+	if err := checkRedis(ctx, cfg, store, log); err != nil {
+		return err
+	}
+	keys, err := cfg.apiKeys() // checked by Validate
+	if err != nil {
+		return err
+	}
+	proxies, err := cfg.trustedProxies()
+	if err != nil {
+		return err
+	}
 	handler := api.NewServer(api.Deps{
 		Store:            store,
 		Log:              log,
@@ -73,9 +88,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxLag:           cfg.MaxLag,
 		WatermarkTopic:   cfg.LevelsTopic,
 		PublicCap:        cfg.PublicCap,
-		APIKeys:          cfg.APIKeys,
+		APIKeys:          keys,
+		RequireAPIKey:    cfg.RequireAPIKey,
 		RateLimit:        cfg.RateLimit,
 		RateBurst:        cfg.RateBurst,
+		RateLimitClients: cfg.RateLimitClients,
+		TrustedProxies:   proxies,
+		InternalMetrics:  cfg.MetricsAddr != "",
 		AccessLog:        api.AccessLog(cfg.AccessLog),
 		SlowRequest:      cfg.SlowRequest,
 		AccessLogMaxRate: cfg.accessLogMaxRate(),
@@ -94,21 +113,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("serving", "addr", ln.Addr().String())
-
-	var pln net.Listener
-	if cfg.PprofAddr != "" {
-		if pln, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("listening on %s: %w", cfg.PprofAddr, err)
+	if cfg.TLSCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			_ = ln.Close() // nothing was served on it yet
+			return fmt.Errorf("loading the API's certificate: %w", err)
 		}
-		log.Info("serving pprof", "addr", pln.Addr().String())
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "tls", srv.TLSConfig != nil)
+
+	// The internal listeners: /metrics (--metrics-addr) and the profiles
+	// (--pprof-addr), on one listener when the addresses are the same.
+	internal := map[string]*http.ServeMux{}
+	mux := func(addr string) *http.ServeMux {
+		if internal[addr] == nil {
+			internal[addr] = http.NewServeMux()
+		}
+		return internal[addr]
+	}
+	if cfg.MetricsAddr != "" {
+		mux(cfg.MetricsAddr).Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	if cfg.PprofAddr != "" {
+		addPprof(mux(cfg.PprofAddr))
+	}
+	listeners := map[string]net.Listener{}
+	for addr := range internal {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			_ = ln.Close() // nothing was served on it yet
+			for _, l := range listeners {
+				_ = l.Close()
+			}
+			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		listeners[addr] = l
+		log.Info("serving internal endpoints", "addr", l.Addr().String(), "metrics", addr == cfg.MetricsAddr, "pprof", addr == cfg.PprofAddr)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	serve(gctx, g, srv, ln, cfg.ShutdownTimeout)
-	if pln != nil {
-		serve(gctx, g, &http.Server{Handler: pprofHandler(), ReadHeaderTimeout: 5 * time.Second}, pln, cfg.ShutdownTimeout)
+	for addr, l := range listeners {
+		serve(gctx, g, &http.Server{Handler: internal[addr], ReadHeaderTimeout: 5 * time.Second}, l, cfg.ShutdownTimeout)
 	}
 	err = g.Wait()
 	log.Info("query-api stopped", "error", err)
@@ -119,7 +166,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // timeout with a fresh context (ctx is already done by then).
 func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.Listener, timeout time.Duration) {
 	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		serveOn := srv.Serve
+		if srv.TLSConfig != nil {
+			// The certificate is in TLSConfig; ServeTLS also offers HTTP/2.
+			serveOn = func(ln net.Listener) error { return srv.ServeTLS(ln, "", "") }
+		}
+		if err := serveOn(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serving http on %s: %w", ln.Addr(), err)
 		}
 		return nil
@@ -135,14 +187,28 @@ func serve(ctx context.Context, g *errgroup.Group, srv *http.Server, ln net.List
 	})
 }
 
-// pprofHandler serves Go's profiles on their own listener, so that they are
-// never reachable through the API's address.
-func pprofHandler() http.Handler {
-	mux := http.NewServeMux()
+// checkRedis pings Redis once before serving, so that a configuration it
+// refuses (a wrong user or password, TLS against a plaintext port or the
+// reverse, a certificate for another name) stops the API at once with the
+// setting to look at, instead of answering 503 for ever. A Redis that is
+// only down is logged: the API starts and answers 503 until it is back.
+func checkRedis(ctx context.Context, cfg *config, store *stockstore.Store, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := cfg.Redis.Check(cctx, store); errors.Is(err, redisconn.ErrRefused) {
+		return err
+	} else if err != nil {
+		log.Warn("redis not reachable at start; answering 503 until it is", "error", err)
+	}
+	return nil
+}
+
+// addPprof mounts Go's profiles on an internal listener's mux, so that they
+// are never reachable through the API's address.
+func addPprof(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }

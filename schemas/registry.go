@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -17,23 +16,12 @@ import (
 // the .avsc of each topic under the subject <topic>-value (the topic name
 // strategy every Confluent-compatible client defaults to) and frames values
 // with the ids it gets back; consumers in any language fetch the writer
-// schema by that id. Registration is the only registry call on the
-// producer's path: it happens once at start, never per record.
+// schema by that id. Registration (or, for a producer that does not own the
+// subjects, Lookup of the ids their owner registered) is the only registry
+// call on the producer's path: it happens once at start, never per record.
 
 // RegistryTimeout bounds each request to the schema registry.
 const RegistryTimeout = 10 * time.Second
-
-// NewRegistryClient returns a client of the Confluent-compatible schema
-// registry at url: the base of its Confluent REST API, such as
-// http://127.0.0.1:8081 for Confluent's or Karapace, and
-// http://127.0.0.1:8081/apis/ccompat/v7 for Apicurio (scripts/registry.sh).
-func NewRegistryClient(url string) (*sr.Client, error) {
-	cl, err := sr.NewClient(sr.URLs(url), sr.HTTPClient(&http.Client{Timeout: RegistryTimeout}))
-	if err != nil {
-		return nil, fmt.Errorf("creating schema registry client for %s: %w", url, err)
-	}
-	return cl, nil
-}
 
 // Subject is the registry subject of a topic's values.
 func Subject(topic string) string { return topic + "-value" }

@@ -284,7 +284,7 @@ func TestRegistry(t *testing.T) {
 	url := testenv.RequireSchemaRegistry(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cl, err := NewRegistryClient(url)
+	cl, err := NewRegistryClient(RegistryConfig{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ bash scripts/registry.sh up    # a Confluent-compatible schema registry (Apicuri
 promtool check rules scripts/prometheus/rules.yml
 (cd scripts/prometheus && promtool test rules rules_test.yml)
 go vet ./...
+bash scripts/lint.sh          # staticcheck and gosec, pinned, installed into .local/bin
 # -p 2: packages share one PostgreSQL and one broker on a 2-core machine;
 # more parallel packages only add contention and flakiness.
 go test -race -count=1 -p 2 -timeout 40m ./... "$@"

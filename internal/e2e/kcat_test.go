@@ -124,7 +124,7 @@ func TestIndependentClient(t *testing.T) {
 	newProduct(t, conn, id, wh1, wh2)
 
 	t.Cleanup(func() { cleanupTopics(t, prefix) })
-	reg, err := schemas.NewRegistryClient(registryURL)
+	reg, err := schemas.NewRegistryClient(schemas.RegistryConfig{URL: registryURL})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package stockstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +20,14 @@ type ClientConfig struct {
 	Cluster  bool
 	Username string
 	Password string
-	DB       int
+	// Credentials, when set, is asked for the user and password at every
+	// new connection instead of Username and Password: a password file an
+	// agent rotates is followed without a restart.
+	Credentials func(ctx context.Context) (username, password string, err error)
+	// TLS, when set, is the TLS of every connection (to each node of a
+	// Cluster too; with no ServerName, the host dialled is checked).
+	TLS *tls.Config
+	DB  int
 
 	DialTimeout time.Duration
 	// DialAttempts is how many times one connection is dialled before the
@@ -93,6 +101,7 @@ func NewClient(c ClientConfig) redis.UniversalClient {
 	if c.Cluster {
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.Addrs, Username: c.Username, Password: c.Password,
+			CredentialsProviderContext: c.Credentials, TLSConfig: c.TLS,
 			DialTimeout: c.DialTimeout, DialerRetries: max(c.DialAttempts, 1),
 			ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 			PoolTimeout: c.PoolTimeout, PoolSize: c.PoolSize, MaxRetries: retries,
@@ -100,6 +109,7 @@ func NewClient(c ClientConfig) redis.UniversalClient {
 	}
 	return redis.NewClient(&redis.Options{
 		Addr: c.Addrs[0], Username: c.Username, Password: c.Password, DB: c.DB,
+		CredentialsProviderContext: c.Credentials, TLSConfig: c.TLS,
 		DialTimeout: c.DialTimeout, DialerRetries: max(c.DialAttempts, 1),
 		ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
 		PoolTimeout: c.PoolTimeout, PoolSize: c.PoolSize, MaxRetries: retries,

@@ -46,9 +46,10 @@ type Config struct {
 	StatusInterval    time.Duration
 	HeartbeatInterval time.Duration
 	ShutdownTimeout   time.Duration
-	// SchemaRegistryURL, when set, registers the value schemas under
-	// <topic>-value (BACKWARD) and frames values with the registry's ids.
-	SchemaRegistryURL string
+	// Registry, when its URL is set, registers the value schemas under
+	// <topic>-value (BACKWARD) and frames values with the registry's ids;
+	// with LookupOnly it only looks the ids up.
+	Registry schemas.RegistryConfig
 	// Source is the CloudEvents ce_source of every record.
 	Source string
 	// KafkaMetadataMinAge bounds how long a retried produce waits for the
@@ -163,6 +164,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("publication %q: want lower-case letters, digits and _ (at most 63)", c.Publication))
 	}
 	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Registry.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Partitions < 1 {

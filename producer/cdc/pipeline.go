@@ -47,7 +47,11 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) 
 	p := &Pipeline{cfg: cfg, log: log, metrics: metrics}
 	// The client logs every transaction at info; keep warnings and errors.
 	klog := slog.New(minLevel{slog.LevelWarn, log.Handler()}).With("component", "kafka")
-	p.kopts = append(cfg.Kafka.Opts(), kgo.WithLogger(kslog.New(klog)))
+	kopts, err := cfg.Kafka.Opts()
+	if err != nil {
+		return nil, err
+	}
+	p.kopts = append(kopts, kgo.WithLogger(kslog.New(klog)))
 	// The writer's client also reports what its transactions waited for,
 	// and refreshes metadata for a retried produce within KafkaMetadataMinAge
 	// instead of franz-go's 5 s.
@@ -80,16 +84,21 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cfg.SchemaRegistryURL != "" {
-		reg, err := schemas.NewRegistryClient(cfg.SchemaRegistryURL)
+	if cfg.Registry.URL != "" {
+		reg, err := schemas.NewRegistryClient(cfg.Registry)
 		if err != nil {
 			return err
 		}
-		err = schemas.Register(ctx, reg, p.build.codec, map[string]string{
+		topics := map[string]string{
 			schemas.TopicLevels: cfg.LevelsTopic, schemas.TopicChanges: cfg.ChangesTopic, schemas.TopicAlerts: cfg.AlertsTopic,
-		})
+		}
+		if cfg.Registry.LookupOnly {
+			err = schemas.Lookup(ctx, reg, p.build.codec, topics)
+		} else {
+			err = schemas.Register(ctx, reg, p.build.codec, topics)
+		}
 		if err != nil {
-			return fmt.Errorf("registering schemas: %w", err)
+			return fmt.Errorf("schema registry: %w", err)
 		}
 	}
 

@@ -130,7 +130,11 @@ func (h *harness) records(topic string) []*kgo.Record {
 	var out []*kgo.Record
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := sink.ReadTopic(ctx, h.cfg.Kafka.Opts(), topic, func(r *kgo.Record) error {
+	opts, err := h.cfg.Kafka.Opts()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	err = sink.ReadTopic(ctx, opts, topic, func(r *kgo.Record) error {
 		out = append(out, r)
 		return nil
 	})

@@ -71,7 +71,11 @@ func Print(ctx context.Context, cfg Config, w io.Writer) error {
 		}
 	}
 
-	opts := cfg.Kafka.Opts()
+	opts, err := cfg.Kafka.Opts()
+	if err != nil {
+		fail("kafka", err)
+		return errors.Join(errs...)
+	}
 	cp, ok, err := sink.ReadCheckpoint(ctx, opts, cfg.CheckpointTopic, cfg.Slot, func(*kgo.Record) {})
 	switch {
 	case err != nil:

@@ -89,7 +89,11 @@ func (c *Consumer) signalLost() {
 // that joins the group; the rebuild, the dead-letter tools, status and
 // HasCommittedOffsets each build their own, outside any group.
 func (c *Consumer) newClient() (*kgo.Client, error) {
-	return kgo.NewClient(append(c.cfg.Kafka.Opts(),
+	opts, err := c.cfg.Kafka.Opts()
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(opts,
 		kgo.ClientID(c.cfg.ClientID),
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),

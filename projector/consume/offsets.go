@@ -11,12 +11,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/kafkaconn"
 )
 
 // HasCommittedOffsets reports whether group has committed offsets for
 // topic: whether a projector has already projected records into a cache.
-func HasCommittedOffsets(ctx context.Context, brokers []string, group, topic string) (bool, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+func HasCommittedOffsets(ctx context.Context, k kafkaconn.Config, group, topic string) (bool, error) {
+	opts, err := k.Opts()
+	if err != nil {
+		return false, err
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return false, fmt.Errorf("creating kafka client: %w", err)
 	}

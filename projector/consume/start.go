@@ -24,7 +24,7 @@ func EnsureGeneration(ctx context.Context, cfg Config, store *stockstore.Store, 
 	if ok {
 		return nil
 	}
-	committed, err := HasCommittedOffsets(ctx, cfg.Kafka.Brokers, cfg.Group, cfg.Topic)
+	committed, err := HasCommittedOffsets(ctx, cfg.Kafka, cfg.Group, cfg.Topic)
 	if err != nil {
 		return err
 	}

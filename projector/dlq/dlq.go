@@ -134,7 +134,11 @@ const stallTimeout = 30 * time.Second
 
 // newClient is the one constructor of this package's Kafka client.
 func newClient(k kafkaconn.Config) (*kgo.Client, error) {
-	cl, err := kgo.NewClient(append(k.Opts(), kgo.ClientID("stock-projector-dlq"))...)
+	opts, err := k.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.ClientID("stock-projector-dlq"))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating kafka client: %w", err)
 	}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/stockstore"
 )
 
 // Config configures a rebuild: a replay of the topic, outside any consumer
 // group, into a new generation of the cache.
 type Config struct {
-	Brokers  []string
+	Kafka    kafkaconn.Config
 	Topic    string
 	ClientID string
 
@@ -43,7 +44,7 @@ type Config struct {
 	AcceptNonTransactional bool
 }
 
-// DefaultConfig returns the defaults; callers fill Brokers and Topic.
+// DefaultConfig returns the defaults; callers fill Kafka and Topic.
 func DefaultConfig() Config {
 	return Config{
 		ClientID:     "stock-projector-rebuild",
@@ -60,8 +61,8 @@ func DefaultConfig() Config {
 // Validate reports every problem of c.
 func (c Config) Validate() error {
 	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("no kafka broker"))
+	if err := c.Kafka.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Topic == "" {
 		errs = append(errs, errors.New("no topic"))

@@ -204,7 +204,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 
 func rebuildConfig(topic string) Config {
 	cfg := DefaultConfig()
-	cfg.Brokers = testenv.KafkaBrokers()
+	cfg.Kafka.Brokers = testenv.KafkaBrokers()
 	cfg.Topic = topic
 	cfg.BatchSize = 100
 	return cfg

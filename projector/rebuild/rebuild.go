@@ -86,8 +86,11 @@ func run(ctx context.Context, cfg Config, store *stockstore.Store, log *slog.Log
 	st.Generation = rb.Generation()
 	log = log.With("generation", st.Generation, "topic", cfg.Topic)
 
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
+	kopts, err := cfg.Kafka.Opts()
+	if err != nil {
+		return st, err
+	}
+	cl, err := kgo.NewClient(append(kopts,
 		kgo.ClientID(cfg.ClientID),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Control records tell when a partition reached its last stable
@@ -95,7 +98,7 @@ func run(ctx context.Context, cfg Config, store *stockstore.Store, log *slog.Log
 		kgo.KeepControlRecords(),
 		kgo.FetchMaxBytes(64<<20),
 		kgo.WithLogger(kslog.New(log)),
-	)
+	)...)
 	if err != nil {
 		return st, fmt.Errorf("creating kafka client: %w", err)
 	}

@@ -119,7 +119,11 @@ func (s *Status) partition(p int32) *Partition {
 
 // readKafka fills the group and its lag per partition.
 func (s *Status) readKafka(ctx context.Context, cfg Config) error {
-	cl, err := kgo.NewClient(append(cfg.Kafka.Opts(), kgo.ClientID("stock-projector-status"))...)
+	opts, err := cfg.Kafka.Opts()
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(opts, kgo.ClientID("stock-projector-status"))...)
 	if err != nil {
 		return fmt.Errorf("creating kafka client: %w", err)
 	}

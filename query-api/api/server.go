@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -92,10 +93,24 @@ type Deps struct {
 	// key that is sent but not listed is refused with 401.
 	APIKeys []string
 
+	// RequireAPIKey refuses every /v1/ request without a listed key (401):
+	// no public view at all.
+	RequireAPIKey bool
+
 	// RateLimit, when positive, is the steady requests per second allowed
 	// per client address (RateBurst above it); more get 429.
-	RateLimit float64
-	RateBurst int
+	// RateLimitClients bounds the clients tracked (DefaultRateLimitClients
+	// when 0); past it, new clients share one bucket.
+	RateLimit        float64
+	RateBurst        int
+	RateLimitClients int
+	// TrustedProxies are the networks whose X-Forwarded-For is believed
+	// when they are the peer; none: the peer address is the client.
+	TrustedProxies []netip.Prefix
+
+	// InternalMetrics leaves /metrics out of this handler: the caller
+	// serves the Gatherer on an internal listener.
+	InternalMetrics bool
 
 	// AccessLog says which requests are logged at info (AccessLogErrors
 	// when empty); SlowRequest is how long a request takes to count as slow
@@ -159,6 +174,9 @@ func (d *Deps) setDefaults() {
 	if d.SinceMargin <= 0 {
 		d.SinceMargin = DefaultSinceMargin
 	}
+	if d.RateLimitClients <= 0 {
+		d.RateLimitClients = DefaultRateLimitClients
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -193,6 +211,7 @@ func NewServer(deps Deps) http.Handler {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor = ipExtractor(deps.TrustedProxies)
 	addRoutes(e, s)
 	return e
 }

@@ -234,7 +234,7 @@ func benchRebuild(ctx context.Context, c config, products, whs int, store *stock
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	for r := range c.runs {
 		rc := rebuild.DefaultConfig()
-		rc.Brokers = strings.Split(c.brokers, ",")
+		rc.Kafka.Brokers = strings.Split(c.brokers, ",")
 		rc.Topic = topic
 		rc.BatchSize = c.batch
 		rc.Workers = c.workers
