@@ -6,9 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,30 +19,10 @@ import (
 	"github.com/stockpipe/stock/schemas"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
-// clearStockEnv unsets the STOCK_* variables for the test: kong reads `env`
-// tags from the process environment as well as through getenv, and `make
-// test` exports some, so "defaults" would test the caller's environment.
-func clearStockEnv(t *testing.T) {
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "STOCK_") {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
-}
-
 func TestParseConfig(t *testing.T) {
-	clearStockEnv(t)
-	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(*config) bool
-		wantErr []string
-	}{
-		{name: "defaults", check: func(c *config) bool {
+	testenv.ClearStockEnv(t)
+	tests := []testenv.ConfigCase[*config]{
+		{Name: "defaults", Check: func(c *config) bool {
 			p := c.pipeline()
 			return c.command == "run" && strings.Join(c.Kafka.Brokers, ",") == "127.0.0.1:9092" &&
 				p.Slot == "stock_cdc" && p.Publication == "stock_pub" && p.Partitions == 6 && p.BatchMaxRecords == 20_000 &&
@@ -52,45 +30,30 @@ func TestParseConfig(t *testing.T) {
 				p.LevelsTopic == schemas.TopicLevels && p.TransactionalID == "stock-producer-stock_cdc" &&
 				c.MetricsAddr == "127.0.0.1:9101" && c.MemoryLimitMiB == 1024
 		}},
-		{name: "environment fallback", env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_SLOT": "s1",
+		{Name: "environment fallback", Env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_SLOT": "s1",
 			"STOCK_TOPIC_PREFIX": "t1.", "STOCK_PG_URL": "postgres://u:p@db/x", "STOCK_PRODUCER_TAKE_OVER_SLOT": "true"},
-			check: func(c *config) bool {
+			Check: func(c *config) bool {
 				p := c.pipeline()
 				return strings.Join(p.Kafka.Brokers, ",") == "k1:9092,k2:9092" && p.Slot == "s1" && p.PostgresURL == "postgres://u:p@db/x" &&
 					p.LevelsTopic == "t1.stock.levels.v1" && p.CheckpointTopic == "t1.stock.producer.checkpoints" &&
 					p.TransactionalID == "stock-producer-s1-t1.stock.producer.checkpoints" && p.TakeOverSlot
 			}},
-		{name: "flag beats environment", args: []string{"--slot", "s2", "status"}, env: map[string]string{"STOCK_SLOT": "s1"},
-			check: func(c *config) bool { return c.Slot == "s2" && c.command == "status" }},
-		{name: "every problem reported", args: []string{"--slot", "Bad-Slot", "--brokers", "", "--partitions=-1",
+		{Name: "flag beats environment", Args: []string{"--slot", "s2", "status"}, Env: map[string]string{"STOCK_SLOT": "s1"},
+			Check: func(c *config) bool { return c.Slot == "s2" && c.command == "status" }},
+		{Name: "every problem reported", Args: []string{"--slot", "Bad-Slot", "--brokers", "", "--partitions=-1",
 			"--min-insync-replicas", "3", "--batch-linger", "5s", "--kafka-metadata-min-age", "1ms"},
-			wantErr: []string{"invalid configuration", `slot "Bad-Slot"`, "kafka: no broker", "partitions -1",
+			WantErr: []string{"invalid configuration", `slot "Bad-Slot"`, "kafka: no broker", "partitions -1",
 				"min.insync.replicas 3", "batch linger 5s", "kafka metadata min age 1ms"}},
-		{name: "unknown log level", args: []string{"--log-level", "loud"}, wantErr: []string{"--log-level"}},
+		{Name: "unknown log level", Args: []string{"--log-level", "loud"}, WantErr: []string{"--log-level"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || !tt.check(cfg) {
-				t.Errorf("config %+v, %v", cfg, err)
-			}
-		})
-	}
+	testenv.RunConfigCases(t, tests, parse)
 }
 
 // --help prints every flag with its variable and default, and run ends
 // without an error and without starting anything.
 func TestHelp(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, env(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"--help"}, testenv.Getenv(nil), &out); err != nil {
 		t.Fatalf("run --help: %v", err)
 	}
 	for _, w := range []string{"Usage: producer", "--brokers=127.0.0.1:9092", "$STOCK_KAFKA_BROKERS",
@@ -100,18 +63,6 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // run end to end, configured through the environment as the stack scripts
 // do: the snapshot reaches Kafka, the metrics endpoint counts it, status
@@ -150,12 +101,12 @@ func TestRunCapturesAndStops(t *testing.T) {
 	metricsAddr := ln.Addr().String()
 	ln.Close()
 
-	getenv := env(map[string]string{"STOCK_PG_URL": url, "STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","),
+	getenv := testenv.Getenv(map[string]string{"STOCK_PG_URL": url, "STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","),
 		"STOCK_SLOT": name, "STOCK_PUBLICATION": name, "STOCK_TOPIC_PREFIX": prefix, "STOCK_PARTITIONS": "2",
 		"STOCK_PRODUCER_STATE_DIR": t.TempDir()})
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(rctx, []string{"--metrics-addr", metricsAddr}, getenv, &logs) }()
 
@@ -196,7 +147,7 @@ func TestRunCapturesAndStops(t *testing.T) {
 
 // waitFor polls check until it returns "" or a minute passed, and shows
 // the program's logs if it never does.
-func waitFor(t *testing.T, what string, logs *syncBuffer, check func() string) {
+func waitFor(t *testing.T, what string, logs *testenv.SyncBuffer, check func() string) {
 	t.Helper()
 	failed := t.Failed()
 	defer func() {
@@ -226,4 +177,9 @@ func missingMetrics(addr string, want []string) string {
 		}
 	}
 	return strings.Join(missing, ", ")
+}
+
+// parse is parseConfig as the configuration table calls it.
+func parse(args []string, getenv func(string) string) (*config, error) {
+	return parseConfig(args, getenv, io.Discard)
 }

@@ -20,18 +20,12 @@ import (
 // The secure settings: secrets from the environment or from files, the
 // PostgreSQL password put into the URL, and every problem in one error.
 func TestParseSecureConfig(t *testing.T) {
-	clearStockEnv(t)
+	testenv.ClearStockEnv(t)
 	certs := testenv.NewCerts(t)
 	pgPW := testenv.SecretFile(t, "pg", "pg pass'word")
 	kafkaPW := testenv.SecretFile(t, "kafka", "kafka-pw")
-	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(*config) bool
-		wantErr []string
-	}{
-		{name: "everything from the environment", env: map[string]string{
+	tests := []testenv.ConfigCase[*config]{
+		{Name: "everything from the environment", Env: map[string]string{
 			"STOCK_PG_URL":                   "postgres://stock_cdc@db:5432/stock?sslmode=verify-full&sslrootcert=" + certs.CAFile,
 			"STOCK_PG_PASSWORD_FILE":         pgPW,
 			"STOCK_KAFKA_TLS_CA_FILE":        certs.CAFile,
@@ -41,47 +35,32 @@ func TestParseSecureConfig(t *testing.T) {
 			"STOCK_SCHEMA_REGISTRY_URL":      "https://registry:8081",
 			"STOCK_SCHEMA_REGISTRY_USERNAME": "key", "STOCK_SCHEMA_REGISTRY_PASSWORD": "reg-secret",
 			"STOCK_SCHEMA_REGISTRY_LOOKUP_ONLY": "true",
-		}, check: func(c *config) bool {
+		}, Check: func(c *config) bool {
 			p := c.pipeline()
 			return strings.HasPrefix(p.PostgresURL, "postgres://stock_cdc:pg%20pass%27word@db:5432/stock?") &&
 				p.Kafka.TLS.On() && p.Kafka.SASLMechanism == "SCRAM-SHA-512" && p.Registry.LookupOnly && c.PprofAddr == ""
 		}},
-		{name: "a key/value DSN", args: []string{"--postgres-url", "host=db user=stock_cdc sslmode=verify-full", "--postgres-password", `a'b\c`},
-			check: func(c *config) bool {
+		{Name: "a key/value DSN", Args: []string{"--postgres-url", "host=db user=stock_cdc sslmode=verify-full", "--postgres-password", `a'b\c`},
+			Check: func(c *config) bool {
 				return c.PostgresURL == `host=db user=stock_cdc sslmode=verify-full password='a\'b\\c'`
 			}},
-		{name: "every problem reported", args: []string{"--postgres-password", "x", "--postgres-password-file", pgPW,
+		{Name: "every problem reported", Args: []string{"--postgres-password", "x", "--postgres-password-file", pgPW,
 			"--kafka-sasl-mechanism", "PLAIN", "--kafka-tls-cert-file", certs.ClientCert,
 			"--schema-registry-url", "https://u:p@r", "--schema-registry-token", "t"},
-			wantErr: []string{"invalid configuration", "--postgres-password: give the secret or a file", "needs a username and a password",
+			WantErr: []string{"invalid configuration", "--postgres-password: give the secret or a file", "needs a username and a password",
 				"both its certificate and its key", "basic auth and a bearer token"}},
-		{name: "two passwords for the database", env: map[string]string{"STOCK_PG_PASSWORD": "x"},
-			wantErr: []string{"--postgres-url holds a password and --postgres-password gives another"}},
+		{Name: "two passwords for the database", Env: map[string]string{"STOCK_PG_PASSWORD": "x"},
+			WantErr: []string{"--postgres-url holds a password and --postgres-password gives another"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || !tt.check(cfg) {
-				t.Errorf("config %+v, %v", cfg, err)
-			}
-		})
-	}
+	testenv.RunConfigCases(t, tests, parse)
 }
 
 // The start line logs the whole pipeline configuration: no secret in it.
 func TestStartLogRedactsSecrets(t *testing.T) {
-	clearStockEnv(t)
+	testenv.ClearStockEnv(t)
 	cfg, err := parseConfig([]string{"--postgres-url", "postgres://stock_cdc:pg-s3cret@db/stock?sslpassword=key-s3cret",
 		"--kafka-sasl-mechanism", "PLAIN", "--kafka-sasl-username", "key", "--kafka-sasl-password", "kafka-s3cret",
-		"--schema-registry-url", "https://key:reg-s3cret@registry"}, env(nil), io.Discard)
+		"--schema-registry-url", "https://key:reg-s3cret@registry"}, testenv.Getenv(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

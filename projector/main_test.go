@@ -7,9 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,54 +21,23 @@ import (
 	"github.com/stockpipe/stock/schemas"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 func TestParseConfig(t *testing.T) {
-	// kong reads `env` tags from the process environment as well as through
-	// getenv; `make test` exports STOCK_* for the stack's ports, so clear
-	// them here or "defaults" would test the caller's environment.
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "STOCK_") {
-			t.Setenv(name, "")
-			os.Unsetenv(name)
-		}
-	}
-	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(*config) bool
-		wantErr []string
-	}{
-		{name: "defaults", check: func(c *config) bool {
+	testenv.ClearStockEnv(t)
+	tests := []testenv.ConfigCase[*config]{
+		{Name: "defaults", Check: func(c *config) bool {
 			return strings.Join(c.Kafka.Brokers, ",") == "127.0.0.1:9092" && c.Topic == schemas.TopicLevels &&
 				c.Group == "stock-projector" && c.Redis.Prefix == "stock:" && c.MetricsAddr == "127.0.0.1:9102"
 		}},
-		{name: "environment fallback", env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_REDIS_ADDR": "r:6379"},
-			check: func(c *config) bool {
+		{Name: "environment fallback", Env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_REDIS_ADDR": "r:6379"},
+			Check: func(c *config) bool {
 				return strings.Join(c.Kafka.Brokers, ",") == "k1:9092,k2:9092" && c.Redis.Addr == "r:6379"
 			}},
-		{name: "flag beats environment", args: []string{"--group", "g2"}, env: map[string]string{"STOCK_PROJECTOR_GROUP": "g1"},
-			check: func(c *config) bool { return c.Group == "g2" }},
-		{name: "every problem reported", args: []string{"--batch-size", "0", "--redis-prefix", "a{b", "--group", ""},
-			wantErr: []string{"batch size", "brace", "consumer group"}},
+		{Name: "flag beats environment", Args: []string{"--group", "g2"}, Env: map[string]string{"STOCK_PROJECTOR_GROUP": "g1"},
+			Check: func(c *config) bool { return c.Group == "g2" }},
+		{Name: "every problem reported", Args: []string{"--batch-size", "0", "--redis-prefix", "a{b", "--group", ""},
+			WantErr: []string{"batch size", "brace", "consumer group"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || !tt.check(cfg) {
-				t.Errorf("config %+v, %v", cfg, err)
-			}
-		})
-	}
+	testenv.RunConfigCases(t, tests, parse)
 }
 
 // --help prints every flag with its variable and default (those of the
@@ -79,7 +46,7 @@ func TestParseConfig(t *testing.T) {
 func TestHelp(t *testing.T) {
 	for _, args := range [][]string{{"--help"}, {"rebuild", "--help"}} {
 		var out bytes.Buffer
-		if err := run(context.Background(), args, env(nil), &out); err != nil {
+		if err := run(context.Background(), args, testenv.Getenv(nil), &out); err != nil {
 			t.Fatalf("run %v: %v", args, err)
 		}
 		want := []string{"Usage: projector", "--brokers=127.0.0.1:9092", "$STOCK_KAFKA_BROKERS", `--redis-addr="127.0.0.1:6379"`,
@@ -94,18 +61,6 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // run end to end: a record in a fresh topic reaches Redis, the metrics
 // endpoint counts it, and cancelling the context stops run cleanly.
@@ -162,11 +117,11 @@ func TestRunProjectsAndStops(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--topic", topic, "--group", group, "--redis-prefix", prefix, "--metrics-addr", metricsAddr},
-			env(map[string]string{"STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","), "STOCK_REDIS_ADDR": testenv.RedisAddr()}),
+			testenv.Getenv(map[string]string{"STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","), "STOCK_REDIS_ADDR": testenv.RedisAddr()}),
 			&logs)
 	}()
 
@@ -228,4 +183,9 @@ func missingMetrics(addr string, want []string) []string {
 		}
 	}
 	return missing
+}
+
+// parse is parseConfig as the configuration table calls it.
+func parse(args []string, getenv func(string) string) (*config, error) {
+	return parseConfig(args, getenv, io.Discard)
 }

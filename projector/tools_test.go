@@ -31,7 +31,7 @@ func TestToolsPrintForATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := storetest.Prefix(t, storetest.Client(t))
-	getenv := env(map[string]string{"STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","), "STOCK_REDIS_ADDR": testenv.RedisAddr()})
+	getenv := testenv.Getenv(map[string]string{"STOCK_KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(), ","), "STOCK_REDIS_ADDR": testenv.RedisAddr()})
 	group := testenv.Name(t, "test_projector")
 	common := []string{"--topic", topic, "--group", group, "--redis-prefix", prefix,
 		"--metrics-addr", "127.0.0.1:1"} // a port no one may listen on: the tools must not try

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,48 +18,25 @@ import (
 	"github.com/stockpipe/stock/internal/testenv"
 )
 
-func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-
 func TestParseConfig(t *testing.T) {
-	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(*config) bool
-		wantErr []string
-	}{
-		{name: "defaults", check: func(c *config) bool {
+	tests := []testenv.ConfigCase[*config]{
+		{Name: "defaults", Check: func(c *config) bool {
 			return c.Addr == "127.0.0.1:8080" && c.Redis.Addr == "127.0.0.1:6379" && c.Redis.Prefix == "stock:" && c.MaxBodyBytes == 256<<10
 		}},
-		{name: "environment fallback", env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999", "STOCK_REDIS_ADDR": "redis:6379"},
-			check: func(c *config) bool { return c.Addr == "127.0.0.1:9999" && c.Redis.Addr == "redis:6379" }},
-		{name: "flag beats environment", args: []string{"--addr", "127.0.0.1:7000"}, env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999"},
-			check: func(c *config) bool { return c.Addr == "127.0.0.1:7000" }},
-		{name: "every problem reported", args: []string{"--redis-prefix", "{x}", "--max-body-bytes", "10", "--redis-timeout", "0s", "--slow-request", "0s", "--access-log-max-rate=-1"},
-			wantErr: []string{"brace", "max body bytes", "redis timeout", "slow request", "access log max rate"}},
-		{name: "access log defaults", check: func(c *config) bool {
+		{Name: "environment fallback", Env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999", "STOCK_REDIS_ADDR": "redis:6379"},
+			Check: func(c *config) bool { return c.Addr == "127.0.0.1:9999" && c.Redis.Addr == "redis:6379" }},
+		{Name: "flag beats environment", Args: []string{"--addr", "127.0.0.1:7000"}, Env: map[string]string{"STOCK_API_ADDR": "127.0.0.1:9999"},
+			Check: func(c *config) bool { return c.Addr == "127.0.0.1:7000" }},
+		{Name: "every problem reported", Args: []string{"--redis-prefix", "{x}", "--max-body-bytes", "10", "--redis-timeout", "0s", "--slow-request", "0s", "--access-log-max-rate=-1"},
+			WantErr: []string{"brace", "max body bytes", "redis timeout", "slow request", "access log max rate"}},
+		{Name: "access log defaults", Check: func(c *config) bool {
 			return c.AccessLog == "errors" && c.SlowRequest == 100*time.Millisecond && c.accessLogMaxRate() == 100 && c.PprofAddr == ""
 		}},
-		{name: "access log from the environment", env: map[string]string{"STOCK_API_ACCESS_LOG": "all", "STOCK_API_ACCESS_LOG_MAX_RATE": "0"},
-			check: func(c *config) bool { return c.AccessLog == "all" && c.accessLogMaxRate() < 0 }},
-		{name: "unknown access log mode", args: []string{"--access-log", "verbose"}, wantErr: []string{"access-log"}},
+		{Name: "access log from the environment", Env: map[string]string{"STOCK_API_ACCESS_LOG": "all", "STOCK_API_ACCESS_LOG_MAX_RATE": "0"},
+			Check: func(c *config) bool { return c.AccessLog == "all" && c.accessLogMaxRate() < 0 }},
+		{Name: "unknown access log mode", Args: []string{"--access-log", "verbose"}, WantErr: []string{"access-log"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || !tt.check(cfg) {
-				t.Errorf("config %+v, %v", cfg, err)
-			}
-		})
-	}
+	testenv.RunConfigCases(t, tests, parse)
 }
 
 func freeAddr(t *testing.T) string {
@@ -73,13 +49,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// syncBuffer is a log sink written by run and read by the test.
 // --help prints every flag with its variable and default (those of the
 // shared Redis group included), and run ends without an error and without
 // serving.
 func TestHelp(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(context.Background(), []string{"--help"}, env(nil), &out); err != nil {
+	if err := run(context.Background(), []string{"--help"}, testenv.Getenv(nil), &out); err != nil {
 		t.Fatalf("run --help: %v", err)
 	}
 	for _, w := range []string{"Usage: query-api", `--addr="127.0.0.1:8080"`, `--redis-addr="127.0.0.1:6379"`, "$STOCK_REDIS_ADDR",
@@ -89,18 +64,6 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestRunServesAndStops(t *testing.T) {
 	rdb := storetest.Client(t)
@@ -118,11 +81,11 @@ func TestRunServesAndStops(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix},
-			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
+			testenv.Getenv(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
 	}()
 
 	base := "http://" + addr
@@ -179,11 +142,11 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix, "--shutdown-timeout", "5s"},
-			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
+			testenv.Getenv(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
 	}()
 	var conn net.Conn
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -258,11 +221,11 @@ func TestPprofOnItsOwnAddress(t *testing.T) {
 	addr, pprofAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix, "--pprof-addr", pprofAddr},
-			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
+			testenv.Getenv(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr()}), &logs)
 	}()
 	get := func(url string) (int, string) {
 		for deadline := time.Now().Add(10 * time.Second); ; {
@@ -288,4 +251,9 @@ func TestPprofOnItsOwnAddress(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("run: %v", err)
 	}
+}
+
+// parse is parseConfig as the configuration table calls it.
+func parse(args []string, getenv func(string) string) (*config, error) {
+	return parseConfig(args, getenv, io.Discard)
 }

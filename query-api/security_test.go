@@ -16,44 +16,23 @@ import (
 func TestParseSecurityConfig(t *testing.T) {
 	certs := testenv.NewCerts(t)
 	keys := testenv.SecretFile(t, "keys", "# storefront\nkey-0123456789abcdef\nkey-fedcba9876543210")
-	tests := []struct {
-		name    string
-		args    []string
-		env     map[string]string
-		check   func(*config) bool
-		wantErr []string
-	}{
-		{name: "secure defaults", check: func(c *config) bool {
+	tests := []testenv.ConfigCase[*config]{
+		{Name: "secure defaults", Check: func(c *config) bool {
 			return !c.RequireAPIKey && len(c.TrustedProxies) == 0 && c.RateLimitClients == 100_000 && c.MetricsAddr == "" && c.TLSCertFile == ""
 		}},
-		{name: "keys from a file, required, proxies, TLS", args: []string{"--require-api-key", "--trusted-proxies", "10.0.0.0/8,192.0.2.7"},
-			env: map[string]string{"STOCK_API_KEYS_FILE": keys, "STOCK_API_TLS_CERT_FILE": certs.ServerCert, "STOCK_API_TLS_KEY_FILE": certs.ServerKey},
-			check: func(c *config) bool {
+		{Name: "keys from a file, required, proxies, TLS", Args: []string{"--require-api-key", "--trusted-proxies", "10.0.0.0/8,192.0.2.7"},
+			Env: map[string]string{"STOCK_API_KEYS_FILE": keys, "STOCK_API_TLS_CERT_FILE": certs.ServerCert, "STOCK_API_TLS_KEY_FILE": certs.ServerKey},
+			Check: func(c *config) bool {
 				k, _ := c.apiKeys()
 				p, _ := c.trustedProxies()
 				return c.RequireAPIKey && len(k) == 2 && len(p) == 2 && p[1].Bits() == 32
 			}},
-		{name: "every problem reported", args: []string{"--require-api-key", "--trusted-proxies", "not-a-net", "--tls-cert-file", certs.ServerCert,
+		{Name: "every problem reported", Args: []string{"--require-api-key", "--trusted-proxies", "not-a-net", "--tls-cert-file", certs.ServerCert,
 			"--rate-limit-clients", "0", "--metrics-addr", "127.0.0.1:8080"},
-			wantErr: []string{"--require-api-key without api keys", "not a network", "go together", "rate limit clients", "--metrics-addr is the API's address"}},
-		{name: "a keys file that is not there", args: []string{"--api-keys-file", "/nonexistent/keys"}, wantErr: []string{"--api-keys-file"}},
+			WantErr: []string{"--require-api-key without api keys", "not a network", "go together", "rate limit clients", "--metrics-addr is the API's address"}},
+		{Name: "a keys file that is not there", Args: []string{"--api-keys-file", "/nonexistent/keys"}, WantErr: []string{"--api-keys-file"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseConfig(tt.args, env(tt.env), io.Discard)
-			if len(tt.wantErr) > 0 {
-				for _, w := range tt.wantErr {
-					if err == nil || !strings.Contains(err.Error(), w) {
-						t.Errorf("error %v does not mention %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil || !tt.check(cfg) {
-				t.Errorf("config %+v, %v", cfg, err)
-			}
-		})
-	}
+	testenv.RunConfigCases(t, tests, parse)
 }
 
 // Served over TLS with a key required on /v1/, /metrics and the profiles
@@ -67,12 +46,12 @@ func TestServeTLSWithAnInternalListener(t *testing.T) {
 	addr, internal := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", addr, "--redis-prefix", prefix, "--metrics-addr", internal, "--pprof-addr", internal,
 			"--tls-cert-file", certs.ServerCert, "--tls-key-file", certs.ServerKey, "--require-api-key"},
-			env(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr(), "STOCK_API_KEYS": key}), &logs)
+			testenv.Getenv(map[string]string{"STOCK_REDIS_ADDR": testenv.RedisAddr(), "STOCK_API_KEYS": key}), &logs)
 	}()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: certs.Pool(), MinVersion: tls.VersionTLS12}}}
 	get := func(url string, header ...string) (int, string) {

@@ -70,7 +70,7 @@ func BenchmarkGet(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		b.Run(fmt.Sprintf("many=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if _, _, err := st.GetManyJSON(ctx, ids[:n]); err != nil {
+				if _, err := st.GetManyJSON(ctx, ids[:n]); err != nil {
 					b.Fatal(err)
 				}
 			}

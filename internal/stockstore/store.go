@@ -301,16 +301,18 @@ func (s *Store) GetJSON(ctx context.Context, id string) (json.RawMessage, error)
 	return b, nil
 }
 
-// GetManyJSON returns the served documents of the products in ids that the
-// store holds, in the order of ids, and the ids it does not hold, in one
-// pipelined round trip. Duplicated ids are answered twice: fold them first.
-func (s *Store) GetManyJSON(ctx context.Context, ids []string) (docs []json.RawMessage, notFound []string, err error) {
+// GetManyJSON returns the served documents of the products in ids, in one
+// pipelined round trip: docs[i] is ids[i]'s document, nil when the store
+// does not hold it. Aligned results let every caller walk ids and docs
+// together instead of matching a packed list against the ids not found.
+// Duplicated ids are read twice: fold them first.
+func (s *Store) GetManyJSON(ctx context.Context, ids []string) ([]json.RawMessage, error) {
 	if len(ids) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
 	k, err := s.readKeys(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
@@ -319,21 +321,20 @@ func (s *Store) GetManyJSON(ctx context.Context, ids []string) (docs []json.RawM
 	}
 	// A missing product makes Exec return redis.Nil; each command says which.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, nil, fmt.Errorf("reading %d products: %w", len(ids), err)
+		return nil, fmt.Errorf("reading %d products: %w", len(ids), err)
 	}
-	docs = make([]json.RawMessage, 0, len(ids))
+	docs := make([]json.RawMessage, len(ids))
 	for i, c := range cmds {
 		b, err := c.Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
-			notFound = append(notFound, ids[i])
 		case err != nil:
-			return nil, nil, fmt.Errorf("reading product %q: %w", ids[i], err)
+			return nil, fmt.Errorf("reading product %q: %w", ids[i], err)
 		default:
-			docs = append(docs, b)
+			docs[i] = b
 		}
 	}
-	return docs, notFound, nil
+	return docs, nil
 }
 
 // Get returns a product, or ErrNotFound.
@@ -352,15 +353,22 @@ func (s *Store) Get(ctx context.Context, id string) (Product, error) {
 // GetMany returns the products in ids that the store holds, in the order of
 // ids, and the ids it does not hold, in one round trip.
 func (s *Store) GetMany(ctx context.Context, ids []string) ([]Product, []string, error) {
-	docs, notFound, err := s.GetManyJSON(ctx, ids)
+	docs, err := s.GetManyJSON(ctx, ids)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]Product, len(docs))
+	out := make([]Product, 0, len(ids))
+	var notFound []string
 	for i, doc := range docs {
-		if err := json.Unmarshal(doc, &out[i]); err != nil {
-			return nil, nil, fmt.Errorf("decoding product: %w", err)
+		if doc == nil {
+			notFound = append(notFound, ids[i])
+			continue
 		}
+		var p Product
+		if err := json.Unmarshal(doc, &p); err != nil {
+			return nil, nil, fmt.Errorf("decoding product %q: %w", ids[i], err)
+		}
+		out = append(out, p)
 	}
 	return out, notFound, nil
 }

@@ -123,26 +123,16 @@ func (c *coalescer) fly(ctx context.Context, batch []*docRead) {
 		}
 		return
 	}
-	docs, notFound, err := c.store.GetManyJSON(ctx, ids)
+	docs, err := c.store.GetManyJSON(ctx, ids)
 	if err != nil {
 		for _, r := range batch {
 			r.err = err
 		}
 		return
 	}
-	// docs are the found ids' documents and notFound the others, both in
-	// the order of ids, which are distinct.
-	byID := make(map[string]json.RawMessage, len(ids))
-	next := 0
-	for _, id := range ids {
-		if len(notFound) > 0 && notFound[0] == id {
-			notFound = notFound[1:]
-			continue
-		}
-		if next < len(docs) {
-			byID[id] = docs[next]
-			next++
-		}
+	byID := make(map[string]json.RawMessage, len(ids)) // ids are distinct
+	for i, id := range ids {
+		byID[id] = docs[i]
 	}
 	for _, r := range batch {
 		if r.doc = byID[r.id]; r.doc == nil {

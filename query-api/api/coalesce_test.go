@@ -51,23 +51,18 @@ func (g *gateStore) GetJSON(ctx context.Context, id string) (json.RawMessage, er
 	return nil, stockstore.ErrNotFound
 }
 
-func (g *gateStore) GetManyJSON(_ context.Context, ids []string) ([]json.RawMessage, []string, error) {
+func (g *gateStore) GetManyJSON(_ context.Context, ids []string) ([]json.RawMessage, error) {
 	g.mu.Lock()
 	g.batch = append(g.batch, slices.Clone(ids))
 	g.mu.Unlock()
 	if g.fail != nil {
-		return nil, nil, g.fail
+		return nil, g.fail
 	}
-	var docs []json.RawMessage
-	var notFound []string
-	for _, id := range ids {
-		if d, ok := g.docs[id]; ok {
-			docs = append(docs, d)
-		} else {
-			notFound = append(notFound, id)
-		}
+	docs := make([]json.RawMessage, len(ids))
+	for i, id := range ids {
+		docs[i] = g.docs[id]
 	}
-	return docs, notFound, nil
+	return docs, nil
 }
 
 func (g *gateStore) batches() [][]string {

@@ -79,34 +79,6 @@ func capped(n int64, v view) int64 {
 	return n
 }
 
-// docsByID maps ids to the documents GetManyJSON returned for them. It
-// reads both forms that method may answer in: the found documents packed
-// in request order beside the ids not found, or one entry per id, empty
-// for a missing one.
-func docsByID(ids []string, docs []json.RawMessage, notFound []string) map[string]json.RawMessage {
-	out := make(map[string]json.RawMessage, len(docs))
-	if len(docs) == len(ids) {
-		for i, d := range docs {
-			if len(d) > 0 {
-				out[ids[i]] = d
-			}
-		}
-		return out
-	}
-	missing := make(map[string]struct{}, len(notFound))
-	for _, id := range notFound {
-		missing[id] = struct{}{}
-	}
-	next := 0
-	for _, id := range ids {
-		if _, ok := missing[id]; !ok && next < len(docs) {
-			out[id] = docs[next]
-			next++
-		}
-	}
-	return out
-}
-
 // optionalWarehouse validates an optional warehouse id: nil (absent or
 // JSON null) means every warehouse.
 func optionalWarehouse(wh *string) (string, error) {
@@ -152,19 +124,18 @@ func (s *server) batchStock(c echo.Context) error {
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	docs, notFound, err := s.Store.GetManyJSON(ctx, ids)
+	docs, err := s.Store.GetManyJSON(ctx, ids)
 	if err != nil {
 		return unavailable(err)
 	}
-	found := docsByID(ids, docs, notFound)
 	body := struct {
 		Stocks map[string]int64 `json:"stocks"`
 	}{make(map[string]int64, len(ids))}
 	tag := newETag(v, "batch", wh)
-	for _, id := range ids {
+	for i, id := range ids {
 		tag.add(id)
 		body.Stocks[id] = 0
-		if d, ok := found[id]; ok {
+		if d := docs[i]; d != nil {
 			tag.addBytes(docPosition(d))
 			p, err := inventoryOf(d, wh, v)
 			if err != nil {

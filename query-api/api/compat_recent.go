@@ -170,11 +170,16 @@ func (s *server) recentlyUpdated(c echo.Context) error {
 			live = append(live, ch.ProductID)
 		}
 	}
-	docs, notFound, err := s.Store.GetManyJSON(ctx, live)
+	docs, err := s.Store.GetManyJSON(ctx, live)
 	if err != nil {
 		return unavailable(err)
 	}
-	found := docsByID(live, docs, notFound)
+	found := make(map[string]json.RawMessage, len(live))
+	for i, id := range live {
+		if docs[i] != nil {
+			found[id] = docs[i]
+		}
+	}
 	body := recentBody{Items: make([]recentItem, 0, len(changes)), Page: page, Limit: limit, HasMore: more}
 	if more && page < maxRecentPage {
 		tok := strconv.Itoa(page+1) + "~" + next + "~" + upTo

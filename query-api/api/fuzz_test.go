@@ -25,17 +25,12 @@ func (m memStore) GetJSON(_ context.Context, id string) (json.RawMessage, error)
 	return nil, stockstore.ErrNotFound
 }
 
-func (m memStore) GetManyJSON(_ context.Context, ids []string) ([]json.RawMessage, []string, error) {
-	var docs []json.RawMessage
-	var notFound []string
-	for _, id := range ids {
-		if d, ok := m[id]; ok {
-			docs = append(docs, d)
-		} else {
-			notFound = append(notFound, id)
-		}
+func (m memStore) GetManyJSON(_ context.Context, ids []string) ([]json.RawMessage, error) {
+	docs := make([]json.RawMessage, len(ids))
+	for i, id := range ids {
+		docs[i] = m[id]
 	}
-	return docs, notFound, nil
+	return docs, nil
 }
 
 func (memStore) Ping(context.Context) error { return nil }

@@ -32,7 +32,7 @@ const DefaultWatermarkTopic = "stock.levels.v1"
 // the projection's watermarks.
 type Store interface {
 	GetJSON(ctx context.Context, id string) (json.RawMessage, error)
-	GetManyJSON(ctx context.Context, ids []string) (docs []json.RawMessage, notFound []string, err error)
+	GetManyJSON(ctx context.Context, ids []string) ([]json.RawMessage, error) // aligned with ids, nil where missing
 	Watermarks(ctx context.Context, topic string) ([]stockstore.Watermark, error)
 	// LastHeartbeat says whether a projector of topic is alive.
 	LastHeartbeat(ctx context.Context, topic string) (at time.Time, ok bool, err error)

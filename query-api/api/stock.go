@@ -191,13 +191,17 @@ func (s *server) bulkStock(c echo.Context) error {
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	docs, notFound, err := s.Store.GetManyJSON(ctx, ids)
+	docs, err := s.Store.GetManyJSON(ctx, ids)
 	if err != nil {
 		return unavailable(err)
 	}
 	tag := newETag(v, "bulk")
-	for _, id := range ids {
+	var notFound []string
+	for i, id := range ids {
 		tag.add(id)
+		if docs[i] == nil {
+			notFound = append(notFound, id)
+		}
 	}
 	// One pass over the documents: each is copied into the body and its
 	// position hashed while it is in the CPU cache (two passes over 2 MB
@@ -206,10 +210,15 @@ func (s *server) bulkStock(c echo.Context) error {
 	defer putBuffer(buf)
 	b := slices.Grow((*buf)[:0], bulkBodySize(docs, notFound))
 	b = append(b, `{"products":[`...)
-	for i, d := range docs {
-		if i > 0 {
+	first := true
+	for _, d := range docs {
+		if d == nil {
+			continue
+		}
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		shown, err := v.apply(d)
 		if err != nil {
 			return err

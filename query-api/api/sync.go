@@ -103,25 +103,21 @@ func (s *server) changes(c echo.Context) error {
 			live = append(live, ch.ProductID)
 		}
 	}
-	docs, notFound, err := s.Store.GetManyJSON(ctx, live)
+	docs, err := s.Store.GetManyJSON(ctx, live)
 	if err != nil {
 		return unavailable(err)
 	}
-	gone := make(map[string]struct{}, len(notFound))
-	for _, id := range notFound {
-		gone[id] = struct{}{} // deleted between the two reads
-	}
 	body := changesBody{Changes: make([]changeEntry, 0, len(changes)), NextCursor: next}
 	tag := newETag(v, "changes", cursor, next)
-	nextDoc := 0 // docs hold the found live ids, in order
+	nextLive := 0 // docs[i] is live[i]'s: the changes not deleted, in order
 	for _, ch := range changes {
 		e := changeEntry{ProductID: ch.ProductID, Position: ch.Position.String(), Deleted: ch.Deleted, Product: json.RawMessage("null")}
 		if !ch.Deleted {
-			if _, ok := gone[ch.ProductID]; ok {
-				e.Deleted = true
+			d := docs[nextLive]
+			nextLive++
+			if d == nil {
+				e.Deleted = true // deleted between the two reads
 			} else {
-				d := docs[nextDoc]
-				nextDoc++
 				tag.addBytes(docPosition(d))
 				if e.Product, err = v.apply(d); err != nil {
 					return err
@@ -234,7 +230,7 @@ func (s *server) lowStock(c echo.Context) error {
 	if err != nil {
 		return unavailable(err)
 	}
-	docs, _, err := s.Store.GetManyJSON(ctx, ids)
+	docs, err := s.Store.GetManyJSON(ctx, ids)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -244,6 +240,9 @@ func (s *server) lowStock(c echo.Context) error {
 	}
 	tag := newETag(v, "low", wh, cursor, next)
 	for _, d := range docs {
+		if d == nil {
+			continue // deleted since the set was read
+		}
 		tag.addBytes(docPosition(d))
 		row, ok, err := rowOf(d, wh, v)
 		if err != nil {

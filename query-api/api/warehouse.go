@@ -82,25 +82,19 @@ func (s *server) warehouseStock(c echo.Context) error {
 	}
 	ctx, cancel := s.storeCtx(c)
 	defer cancel()
-	docs, notFound, err := s.Store.GetManyJSON(ctx, ids)
+	docs, err := s.Store.GetManyJSON(ctx, ids)
 	if err != nil {
 		return unavailable(err)
 	}
-	body := warehouseStockBody{WarehouseID: wh, Products: make([]warehouseRow, 0, len(docs)), NotFound: []string{}}
-	missing := make(map[string]struct{}, len(notFound))
-	for _, id := range notFound {
-		missing[id] = struct{}{}
-	}
+	body := warehouseStockBody{WarehouseID: wh, Products: make([]warehouseRow, 0, len(ids)), NotFound: []string{}}
 	tag := newETag(v, "warehouse", wh)
-	next := 0 // docs hold the found ids, in request order
-	for _, id := range ids {
+	for i, id := range ids {
 		tag.add(id)
-		if _, ok := missing[id]; ok {
+		d := docs[i]
+		if d == nil {
 			body.NotFound = append(body.NotFound, id)
 			continue
 		}
-		d := docs[next]
-		next++
 		tag.addBytes(docPosition(d))
 		row, ok, err := rowOf(d, wh, v)
 		switch {

@@ -252,10 +252,10 @@ func readCases(ctx context.Context, st *stockstore.Store, ids []string, addr str
 			raw: direct(func(i int) error { _, err := st.GetJSON(ctx, ids[(i*7919)%len(ids)]); return err })},
 		{name: "bulk 100",
 			api: viaAPI(func(i int) []byte { return bulk100[i%ring] }),
-			raw: direct(func(i int) error { _, _, err := st.GetManyJSON(ctx, ids100[i%ring]); return err })},
+			raw: direct(func(i int) error { _, err := st.GetManyJSON(ctx, ids100[i%ring]); return err })},
 		{name: "bulk 1000",
 			api: viaAPI(func(i int) []byte { return bulk1000[i%ring] }),
-			raw: direct(func(i int) error { _, _, err := st.GetManyJSON(ctx, ids1000[i%ring]); return err })},
+			raw: direct(func(i int) error { _, err := st.GetManyJSON(ctx, ids1000[i%ring]); return err })},
 		{name: "changes page 100",
 			api: viaAPI(func(int) []byte { return changes }),
 			// The API's own reads: the change index page, then the documents.
@@ -268,7 +268,7 @@ func readCases(ctx context.Context, st *stockstore.Store, ids []string, addr str
 				for _, c := range chs {
 					live = append(live, c.ProductID)
 				}
-				_, _, err = st.GetManyJSON(ctx, live)
+				_, err = st.GetManyJSON(ctx, live)
 				return err
 			})},
 	}
