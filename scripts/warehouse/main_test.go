@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -117,7 +116,7 @@ func TestSweepExpiresWithoutTheSimulator(t *testing.T) {
 		}
 		return ""
 	}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	if err := run(ctx, []string{"seed", "--products", "2", "--warehouses", "2"}, getenv, &out, &out); err != nil {
 		t.Fatalf("seed: %v\n%s", err, out.String())
 	}
@@ -185,17 +184,3 @@ func scrape(addr string) string {
 	b, _ := io.ReadAll(res.Body)
 	return string(b)
 }
-
-// syncBuffer is written by the program while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
