@@ -13,7 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,10 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/stockpipe/stock/internal/kafkaconn"
+	"github.com/stockpipe/stock/internal/metricshttp"
 	"github.com/stockpipe/stock/internal/redact"
 	"github.com/stockpipe/stock/internal/redisconn"
 	"github.com/stockpipe/stock/internal/stockstore"
@@ -103,7 +102,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return job(gctx, g)
 	})
 	if metrics != nil {
-		serveMetrics(gctx, g, done, metrics, reg, log)
+		metricshttp.Serve(gctx, g, done, metrics, reg, log)
 	}
 	err = g.Wait()
 	log.Info("projector stopped", "error", err)
@@ -172,27 +171,3 @@ func checkServices(ctx context.Context, cfg *config, store *stockstore.Store, lo
 // checkTimeout bounds the connection checks at start: a refusal comes at
 // once; past this a service counts as not reachable yet.
 const checkTimeout = 15 * time.Second
-
-// serveMetrics serves /metrics on ln in g until ctx is done or the job is
-// (done closed), then shuts the server down.
-func serveMetrics(ctx context.Context, g *errgroup.Group, done <-chan struct{}, ln net.Listener, reg *prometheus.Registry, log *slog.Logger) {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	log.Info("serving metrics", "addr", ln.Addr().String())
-	g.Go(func() error {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving metrics: %w", err)
-		}
-		return nil
-	})
-	g.Go(func() error {
-		select {
-		case <-ctx.Done():
-		case <-done:
-		}
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdownCtx)
-	})
-}

@@ -13,8 +13,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,10 +21,12 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/stockpipe/stock/internal/flagenv"
 	"github.com/stockpipe/stock/internal/inventorydb"
+	"github.com/stockpipe/stock/internal/metricshttp"
+	"github.com/stockpipe/stock/internal/redact"
 	"github.com/stockpipe/stock/scripts/warehouse/simulate"
 	"github.com/stockpipe/stock/scripts/warehouse/sweep"
 )
@@ -122,25 +122,12 @@ func (c *simulateCmd) Validate() error { return c.config().Validate() }
 // subcommand until it finishes or ctx ends.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c cli
-	exit := -1
-	parser, err := kong.New(&c,
+	kctx, err := flagenv.Parse(&c, args, getenv, stdout,
 		kong.Name("warehouse"),
 		kong.Description("Migrate, seed and simulate the stock source database."),
-		kong.Writers(stdout, stderr),
 		kong.Vars{"default_pg_url": defaultPGURL},
-		// kong reads env tags from the process environment itself; this
-		// resolver makes getenv win, so tests can inject their own.
-		kong.Resolvers(envResolver(getenv)),
-		kong.Exit(func(code int) { exit = code }),
 	)
-	if err != nil {
-		return fmt.Errorf("building CLI: %w", err)
-	}
-	kctx, err := parser.Parse(args)
-	switch {
-	case exit == 0: // --help
-		return nil
-	case err != nil:
+	if err != nil || kctx == nil { // nil, nil after --help
 		return err
 	}
 
@@ -149,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("parsing log level: %w", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	log.Info("starting", "command", kctx.Command(), "pg_url", redact(c.PGURL), "log_level", c.LogLevel)
+	log.Info("starting", "command", kctx.Command(), "pg_url", redact.URL(c.PGURL), "log_level", c.LogLevel)
 
 	db, err := inventorydb.OpenPool(ctx, inventorydb.PoolConfig{
 		URL:             c.PGURL,
@@ -229,48 +216,10 @@ func (c *sweepCmd) Run(ctx context.Context, log *slog.Logger, q inventorydb.Quer
 		if err != nil {
 			return fmt.Errorf("listening for metrics on %s: %w", c.MetricsAddr, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		log.Info("serving metrics", "addr", ln.Addr().String())
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving metrics: %w", err)
-			}
-			return nil
-		})
-		g.Go(func() error {
-			<-gctx.Done()
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(shutdownCtx)
-		})
+		metricshttp.Serve(gctx, g, nil, ln, reg, log)
 	}
 	g.Go(func() error { return sw.Run(gctx) })
 	err = g.Wait()
 	log.Info("sweeper stopped", "error", err)
 	return err
-}
-
-// envResolver resolves a flag from the first non-empty variable of its env
-// tag, looked up through getenv.
-func envResolver(getenv func(string) string) kong.Resolver {
-	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
-		for _, name := range f.Envs {
-			if v := getenv(name); v != "" {
-				return v, nil
-			}
-		}
-		return nil, nil
-	})
-}
-
-// redact hides the password of a URL-form connection string; a keyword/value
-// string is not printed at all.
-func redact(pgURL string) string {
-	u, err := url.Parse(pgURL)
-	if err != nil || u.Scheme == "" {
-		return "(redacted)"
-	}
-	return u.Redacted()
 }
