@@ -16,12 +16,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -81,7 +83,7 @@ func Run(ctx context.Context, args []string, out, stderr io.Writer) error {
 	fmt.Fprintf(out, "projector benchmark: %d products x %d warehouses, batch %d, %d in flight, median of %d runs\n",
 		c.products, c.whs, c.batch, c.workers, c.runs)
 	if !c.skipApply {
-		if err := benchApply(ctx, c, store, out); err != nil {
+		if err := benchApply(ctx, c, rdb, store, out); err != nil {
 			return err
 		}
 	}
@@ -118,7 +120,7 @@ func snapshot(id string, p position.Position, whs int, onHand int64) stockstore.
 
 // benchApply applies rounds of every product's snapshot through Store.Apply
 // as the partition workers do, several batches in flight.
-func benchApply(ctx context.Context, c config, base *stockstore.Store, out io.Writer) error {
+func benchApply(ctx context.Context, c config, rdb redis.UniversalClient, base *stockstore.Store, out io.Writer) error {
 	var rates []float64
 	var p50s, p99s []time.Duration
 	for r := range c.runs {
@@ -178,6 +180,12 @@ func benchApply(ctx context.Context, c config, base *stockstore.Store, out io.Wr
 		p99s = append(p99s, lat[min(len(lat)-1, len(lat)*99/100)])
 		fmt.Fprintf(out, "  apply run %d: %.0f snapshots/s, batch p50 %s p99 %s\n", r+1, rate,
 			lat[len(lat)/2].Round(time.Microsecond), lat[min(len(lat)-1, len(lat)*99/100)].Round(time.Microsecond))
+		if r == 0 {
+			if err := reportMemory(ctx, rdb, base.Prefix(), c, out); err != nil {
+				rb.Close(ctx)
+				return err
+			}
+		}
 		rb.Close(ctx)
 	}
 	fmt.Fprintf(out, "APPLY  %.0f snapshots/s (%d warehouses each), batch of %d: p50 %s, p99 %s; per snapshot p50 %s\n",
@@ -274,4 +282,22 @@ func randomHex() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// reportMemory prints what the applied snapshots hold in Redis, per product
+// and by kind of key: the figure Redis is sized by (docs/deployment.md).
+// Every key under the benchmark's prefix is this run's generation.
+func reportMemory(ctx context.Context, rdb redis.UniversalClient, prefix string, c config, out io.Writer) error {
+	u, err := redisprefix.MemoryUsage(ctx, rdb, prefix)
+	if err != nil {
+		return err
+	}
+	kinds := slices.Sorted(maps.Keys(u.Kinds))
+	parts := make([]string, len(kinds))
+	for i, k := range kinds {
+		parts[i] = fmt.Sprintf("%s %.0f", k, float64(u.Kinds[k])/float64(c.products))
+	}
+	fmt.Fprintf(out, "MEMORY %d products x %d warehouses: %d keys, %.1f MiB, %.0f bytes per product (%s)\n",
+		c.products, c.whs, u.Keys, float64(u.Bytes)/(1<<20), float64(u.Bytes)/float64(c.products), strings.Join(parts, ", "))
+	return nil
 }

@@ -3,6 +3,7 @@ package redisprefix
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -53,5 +54,33 @@ func TestDeleteRemovesOnlyThePrefix(t *testing.T) {
 func TestDeleteRefusesEmptyPrefix(t *testing.T) {
 	if _, err := Delete(t.Context(), redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), ""); err == nil {
 		t.Error("an empty prefix was accepted: it would delete every key")
+	}
+}
+
+// The memory of a prefix's keys is counted once per key, by kind, and no
+// key outside the prefix counts.
+func TestMemoryUsage(t *testing.T) {
+	ctx := context.Background()
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr()})
+	defer rdb.Close()
+	prefix := testenv.Name(t, "bench") + ":"
+	outside := prefix[:len(prefix)-1] + "x:product:1"
+	t.Cleanup(func() { Delete(context.Background(), rdb, prefix); rdb.Del(context.Background(), outside) })
+	for i := range 10 {
+		rdb.HSet(ctx, fmt.Sprintf("%sg3:product:SKU-%d", prefix, i), "doc", strings.Repeat("x", 500))
+	}
+	rdb.ZAdd(ctx, prefix+"g3:lowstock:WH-1", redis.Z{Member: "SKU-1"})
+	rdb.ZAdd(ctx, prefix+"changes", redis.Z{Member: "SKU-1", Score: 1})
+	rdb.HSet(ctx, outside, "doc", strings.Repeat("y", 100000))
+
+	u, err := MemoryUsage(ctx, rdb, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Keys != 12 || len(u.Kinds) != 3 || u.Kinds["product"] < 10*500 || u.Kinds["lowstock"] == 0 || u.Kinds["changes"] == 0 {
+		t.Errorf("usage %+v: want 12 keys, products over 5,000 bytes, and lowstock and changes", u)
+	}
+	if u.Bytes >= 100000 {
+		t.Errorf("%d bytes: a key outside the prefix was counted", u.Bytes)
 	}
 }
