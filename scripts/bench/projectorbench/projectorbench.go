@@ -211,6 +211,7 @@ func benchRebuild(ctx context.Context, c config, products, whs int, store *stock
 	defer adm.DeleteTopic(context.WithoutCancel(ctx), topic)
 	t0 := time.Now()
 	var codec schemas.Codec
+	var valueBytes int // the levels records' values, for sizing the topic
 	var perr error
 	var pmu sync.Mutex
 	for i := range products {
@@ -219,6 +220,7 @@ func benchRebuild(ctx context.Context, c config, products, whs int, store *stock
 		if err != nil {
 			return err
 		}
+		valueBytes += len(v)
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(s.ProductID), Value: v, Headers: []kgo.RecordHeader{
 			{Key: schemas.HeaderID, Value: []byte(s.Position.String() + "/" + s.ProductID)},
 			{Key: schemas.HeaderSource, Value: []byte(schemas.SourcePrefix + "bench")}}},
@@ -236,7 +238,8 @@ func benchRebuild(ctx context.Context, c config, products, whs int, store *stock
 	if perr != nil {
 		return fmt.Errorf("producing: %w", perr)
 	}
-	fmt.Fprintf(out, "  filled %s with %d products x %d warehouses in %s\n", topic, products, whs, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "  filled %s with %d products x %d warehouses in %s, %d bytes per levels record value\n",
+		topic, products, whs, time.Since(t0).Round(time.Millisecond), valueBytes/products)
 
 	var times []time.Duration
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
