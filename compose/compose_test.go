@@ -204,3 +204,24 @@ func TestComposeMonitoring(t *testing.T) {
 		})
 	}
 }
+
+// The producer's state store is on a named volume, so that a new container
+// (an upgrade) starts from it instead of rebuilding it from Kafka.
+func TestProducerStateOnAVolume(t *testing.T) {
+	p := load(t)["producer"]
+	i := slices.Index(p.Command, "--state-dir")
+	if i < 0 || i+1 >= len(p.Command) {
+		t.Fatalf("producer command %v sets no --state-dir", p.Command)
+	}
+	dir := p.Command[i+1]
+	if !slices.ContainsFunc(p.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+dir) && !strings.HasPrefix(v, ".") }) {
+		t.Errorf("no named volume mounted at %s: %v", dir, p.Volumes)
+	}
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "chown nobody "+dir) {
+		t.Errorf("the Dockerfile does not give %s to the user the programs run as", dir)
+	}
+}
