@@ -2,8 +2,6 @@ package kafkaconn
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/internal/tlsconf"
 )
 
 // ErrRefused says the brokers refused this client: its credentials, or its
@@ -54,14 +54,10 @@ func (c Config) Check(ctx context.Context, extra ...kgo.Opt) error {
 // refusal says which setting err points at, or "" when err is not a
 // refusal. franz-go returns these at once, without retrying.
 func (c Config) refusal(err error) string {
-	var (
-		first   *kgo.ErrFirstReadEOF
-		host    x509.HostnameError
-		unknown x509.UnknownAuthorityError
-		invalid x509.CertificateInvalidError
-		header  tls.RecordHeaderError
-		alert   tls.AlertError
-	)
+	var first *kgo.ErrFirstReadEOF
+	if why := tlsconf.Refusal(err, "broker", "--kafka-", "--brokers"); why != "" {
+		return why
+	}
 	switch {
 	case errors.Is(err, kerr.SaslAuthenticationFailed):
 		return fmt.Sprintf("authenticating as %q with %s failed: check --kafka-sasl-username and the password or token", c.SASLUsername, c.SASLMechanism)
@@ -69,14 +65,6 @@ func (c Config) refusal(err error) string {
 		return fmt.Sprintf("the broker does not offer SASL %s on this listener (--kafka-sasl-mechanism)", c.SASLMechanism)
 	case errors.Is(err, kerr.IllegalSaslState):
 		return "the broker's SASL handshake failed (--kafka-sasl-mechanism)"
-	case errors.As(err, &host):
-		return "the broker's certificate is not for the name dialled (--brokers, --kafka-tls-server-name)"
-	case errors.As(err, &unknown), errors.As(err, &invalid):
-		return "the broker's certificate is not signed by a CA this client trusts, or not valid now (--kafka-tls-ca-file)"
-	case errors.As(err, &header):
-		return "the listener does not speak TLS (drop --kafka-tls, or use the broker's TLS listener)"
-	case errors.As(err, &alert):
-		return "the broker ended the TLS handshake (its TLS version or a client certificate it requires: --kafka-tls-min-version, --kafka-tls-cert-file)"
 	// franz-go recognises a broker that hangs up at once, or answers a
 	// plaintext request with a TLS alert, and says which in its message
 	// only: no type or field to test.

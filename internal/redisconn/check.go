@@ -2,13 +2,12 @@ package redisconn
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/stockpipe/stock/internal/stockstore"
+	"github.com/stockpipe/stock/internal/tlsconf"
 )
 
 // ErrRefused says Redis refused this client: its user or password, or its
@@ -35,13 +34,9 @@ func (c Config) Check(ctx context.Context, store *stockstore.Store) error {
 // refusal says which setting err points at, or "" when err is not a
 // refusal.
 func (c Config) refusal(err error) string {
-	var (
-		host    x509.HostnameError
-		unknown x509.UnknownAuthorityError
-		invalid x509.CertificateInvalidError
-		header  tls.RecordHeaderError
-		alert   tls.AlertError
-	)
+	if why := tlsconf.Refusal(err, "server", "--redis-", "--redis-addr"); why != "" {
+		return why
+	}
 	msg := err.Error()
 	switch {
 	// Redis's own error prefixes: a wrong user or password, none given to
@@ -50,14 +45,6 @@ func (c Config) refusal(err error) string {
 		return fmt.Sprintf("authenticating as %q failed: check --redis-username and the password", c.Username)
 	case strings.Contains(msg, "NOPERM"):
 		return fmt.Sprintf("user %q may not run the commands the program needs (its ACL rules)", c.Username)
-	case errors.As(err, &host):
-		return "the server's certificate is not for the name dialled (--redis-addr, --redis-tls-server-name)"
-	case errors.As(err, &unknown), errors.As(err, &invalid):
-		return "the server's certificate is not signed by a CA this client trusts, or not valid now (--redis-tls-ca-file)"
-	case errors.As(err, &header):
-		return "the server does not speak TLS on this port (drop --redis-tls, or use its TLS port)"
-	case errors.As(err, &alert):
-		return "the server ended the TLS handshake (its TLS version, or a client certificate it requires: --redis-tls-cert-file)"
 	case strings.Contains(msg, "redis password:"):
 		return "reading the password"
 	case !c.TLS.On() && (strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset by peer")):
