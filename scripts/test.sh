@@ -22,6 +22,7 @@ bash scripts/registry.sh up    # a Confluent-compatible schema registry (Apicuri
 # The alert rules: valid, and each alert's unit tests (scripts/prometheus/rules_test.yml).
 promtool check rules scripts/prometheus/rules.yml
 (cd scripts/prometheus && promtool test rules rules_test.yml)
+bash scripts/asyncapi.sh       # docs/asyncapi.yaml: valid to the AsyncAPI parser, Avro payloads included
 go vet ./...
 bash scripts/lint.sh          # staticcheck and gosec, pinned, installed into .local/bin
 # -p 2: packages share one PostgreSQL and one broker on a 2-core machine;
