@@ -18,6 +18,7 @@ secure_env="$(STACK_SECURE=1 bash scripts/stack.sh env)"
 eval "$secure_env"                       # STOCK_SECURE_*: where internal/securetest finds it
 bash scripts/tools.sh          # kcat, python3-avro, promtool and Prometheus
 bash scripts/schemathesis.sh install  # for the OpenAPI test of query-api/api (TestSchemathesis)
+bash scripts/examples.sh       # the docs/examples consumers' toolchains (internal/e2e/examples_test.go)
 bash scripts/registry.sh up    # a Confluent-compatible schema registry (Apicurio)
 # The alert rules: valid, and each alert's unit tests (scripts/prometheus/rules_test.yml).
 promtool check rules scripts/prometheus/rules.yml

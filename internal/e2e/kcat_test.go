@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/stockpipe/stock/internal/testenv"
@@ -123,31 +124,7 @@ func TestIndependentClient(t *testing.T) {
 	wh1, wh2 := ident(t, "WHA"), ident(t, "WHB")
 	newProduct(t, conn, id, wh1, wh2)
 
-	t.Cleanup(func() { cleanupTopics(t, prefix) })
-	reg, err := schemas.NewRegistryClient(schemas.RegistryConfig{URL: registryURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, topic := range []string{schemas.TopicLevels, schemas.TopicChanges, schemas.TopicAlerts} {
-			subject := schemas.Subject(prefix + topic)
-			_, _ = reg.DeleteSubject(context.Background(), subject, sr.SoftDelete)
-			_, _ = reg.DeleteSubject(context.Background(), subject, sr.HardDelete)
-		}
-	})
-	p := start(t, "producer",
-		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
-		"--brokers", strings.Join(testenv.KafkaBrokers(), ","), "--topic-prefix", prefix, "--partitions", "3",
-		"--metrics-addr", "", "--schema-registry-url", registryURL, "--state-dir", t.TempDir())
-	// The producer prints "producer: <error>" when it exits; failing then
-	// beats waiting out the timeout (an older binary without
-	// --schema-registry-url exits at once).
-	for deadline := time.Now().Add(2 * time.Minute); !p.logged(`"replication started"`); {
-		if p.logged("producer: ") || time.Now().After(deadline) {
-			t.Fatal("the producer did not start streaming")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	reg := startRegistryProducer(t, conn, name, registryURL)
 	exec1(t, conn, `SELECT stock_adjust($1, $2, -7, 'damaged', 'kcat-adjust')`, id, wh1)
 
 	// The adjust is the last level of the product once it is in Kafka.
@@ -258,4 +235,37 @@ func TestIndependentClient(t *testing.T) {
 			t.Fatalf("change ce_id %q", change.Headers[schemas.HeaderID])
 		}
 	})
+}
+
+// startRegistryProducer starts a producer on conn's database that writes
+// topics under name + "." with its schemas in the registry, and returns once
+// it streams. The topics and the registry's subjects go at the test's end.
+func startRegistryProducer(t *testing.T, conn *pgx.Conn, name, registryURL string) *sr.Client {
+	t.Helper()
+	prefix := name + "."
+	t.Cleanup(func() { cleanupTopics(t, prefix) })
+	reg, err := schemas.NewRegistryClient(schemas.RegistryConfig{URL: registryURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, topic := range []string{schemas.TopicLevels, schemas.TopicChanges, schemas.TopicAlerts} {
+			subject := schemas.Subject(prefix + topic)
+			_, _ = reg.DeleteSubject(context.Background(), subject, sr.SoftDelete)
+			_, _ = reg.DeleteSubject(context.Background(), subject, sr.HardDelete)
+		}
+	})
+	p := start(t, "producer",
+		"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
+		"--brokers", strings.Join(testenv.KafkaBrokers(), ","), "--topic-prefix", prefix, "--partitions", "3",
+		"--metrics-addr", "", "--schema-registry-url", registryURL, "--state-dir", t.TempDir())
+	// The producer prints "producer: <error>" when it exits; failing then
+	// beats waiting out the timeout.
+	for deadline := time.Now().Add(2 * time.Minute); !p.logged(`"replication started"`); {
+		if p.logged("producer: ") || time.Now().After(deadline) {
+			t.Fatal("the producer did not start streaming")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return reg
 }
