@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The consumers in docs/examples, ready to run: a virtualenv for the Python
-# one (its requirements.txt, pinned) in .local/examples-venv. make test calls
-# it; internal/e2e/examples_test.go runs the consumers against the pipeline.
+# one (its requirements.txt, pinned) in .local/examples-venv, and the Java
+# one's dependencies (its pom.xml: Maven Central) resolved, their classpath
+# written to .local/examples-java.classpath (the test runs the single source
+# file with `java -cp`). make test calls it; internal/e2e/examples_test.go
+# runs the consumers against the pipeline.
 #
 #   scripts/examples.sh      install what is missing (quiet when all is there)
 set -euo pipefail
@@ -28,4 +31,15 @@ if [[ ! -f "$STAMP" ]]; then
   "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQ" >>"$LOG" 2>&1 ||
     { tail -n 20 "$LOG" >&2; die "pip install failed"; }
   touch "$STAMP"
+fi
+
+POM="$ROOT/docs/examples/java/pom.xml"
+CP="$ROOT/.local/examples-java.classpath"
+if [[ ! -f "$CP" || "$POM" -nt "$CP" ]]; then
+  command -v mvn >/dev/null || die "mvn not found (apt-get install maven)"
+  echo "examples: resolving the Java consumer's dependencies (log: $ROOT/.local/examples-mvn.log)"
+  mvn -q -B -f "$POM" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath \
+    -Dmdep.outputFile="$CP.tmp" >"$ROOT/.local/examples-mvn.log" 2>&1 ||
+    { tail -n 20 "$ROOT/.local/examples-mvn.log" >&2; die "mvn could not resolve docs/examples/java/pom.xml"; }
+  mv "$CP.tmp" "$CP"
 fi
