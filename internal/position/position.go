@@ -25,8 +25,36 @@ type Position struct {
 var ErrInvalid = errors.New("invalid position")
 
 // String renders the PostgreSQL LSN notation with the index: "0/16B3748:3".
+// Built with strconv rather than fmt: the producer stamps one on every
+// record's ce_id, and fmt's Sprintf was about 3% of its CPU while draining
+// a backlog.
 func (p Position) String() string {
-	return fmt.Sprintf("%X/%X:%d", uint32(p.LSN>>32), uint32(p.LSN), p.Index)
+	return string(p.Append(make([]byte, 0, 24)))
+}
+
+// Append appends p's String form to b.
+func (p Position) Append(b []byte) []byte {
+	b = appendHex(b, uint32(p.LSN>>32))
+	b = append(b, '/')
+	b = appendHex(b, uint32(p.LSN))
+	b = append(b, ':')
+	return strconv.AppendUint(b, uint64(p.Index), 10)
+}
+
+// appendHex appends v in upper-case hex without leading zeros, as
+// PostgreSQL writes each half of an LSN (strconv's hex is lower case).
+func appendHex(b []byte, v uint32) []byte {
+	const digits = "0123456789ABCDEF"
+	var buf [8]byte
+	i := len(buf)
+	for {
+		i--
+		buf[i] = digits[v&0xF]
+		if v >>= 4; v == 0 {
+			break
+		}
+	}
+	return append(b, buf[i:]...)
 }
 
 // Compare returns -1, 0 or +1 as p sorts before, equal to or after q.

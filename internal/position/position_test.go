@@ -2,6 +2,7 @@ package position
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -56,6 +57,18 @@ func TestKeyOrderMatchesCompare(t *testing.T) {
 			if (i < j) != a.After(b) && (i < j) != (a.Compare(b) < 0) {
 				t.Fatalf("%v vs %v out of order", a, b)
 			}
+		}
+	}
+}
+
+// String writes what PostgreSQL's LSN notation and fmt's %X/%X:%d write,
+// for the edges of each half.
+func TestStringMatchesLSNNotation(t *testing.T) {
+	for _, p := range []Position{{}, {LSN: 0x16B3748, Index: 3}, {LSN: 0xFFFFFFFFFFFFFFFF, Index: 0xFFFFFFFF},
+		{LSN: 0x100000000, Index: 1}, {LSN: 0xABCDEF0123456789, Index: 42}} {
+		want := fmt.Sprintf("%X/%X:%d", uint32(p.LSN>>32), uint32(p.LSN), p.Index)
+		if got := p.String(); got != want {
+			t.Errorf("%#v.String() = %q, want %q", p, got, want)
 		}
 	}
 }
