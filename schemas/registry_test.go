@@ -23,6 +23,9 @@ import (
 const (
 	previousLevels = "testdata/stock_levels.previous.avsc"
 	breakingLevels = "testdata/stock_levels.breaking.avsc"
+	// nextLevels is the current schema with an optional field appended, as
+	// the contract's procedure for adding a field says (kafka-contract.md).
+	nextLevels = "testdata/stock_levels.next.avsc"
 )
 
 func readSchema(t *testing.T, path string) (string, avro.Schema) {
@@ -257,6 +260,7 @@ type compatCase struct {
 var compatCases = []compatCase{
 	{"current levels read the previous version", previousLevels, "stock_levels.avsc", true},
 	{"a field without a default breaks BACKWARD", "stock_levels.avsc", breakingLevels, false},
+	{"an optional field with a default, appended", "stock_levels.avsc", nextLevels, true},
 }
 
 // TestBackwardCompatibility checks the contract's schema against its
