@@ -40,6 +40,10 @@ type config struct {
 	DrainTimeout   time.Duration `name:"drain-timeout" env:"STOCK_PROJECTOR_DRAIN_TIMEOUT" default:"${drain_timeout}" help:"Bound of finishing the batches in hand at shutdown."`
 	CommitInterval time.Duration `name:"commit-interval" env:"STOCK_PROJECTOR_COMMIT_INTERVAL" default:"${commit_interval}" help:"How often offsets of applied batches are committed to Kafka (in the background; also on revoke and at shutdown)."`
 
+	// Redis replicates asynchronously: see stockstore.WaitForReplicas.
+	RedisWaitReplicas int           `name:"redis-wait-replicas" env:"STOCK_PROJECTOR_REDIS_WAIT_REPLICAS" default:"0" help:"Replicas that must hold a batch (Redis WAIT) before its offsets are committed, so that a failover cannot lose a batch counted as applied; on timeout the batch is retried (0: do not wait, for a Redis without replicas)."`
+	RedisWaitTimeout  time.Duration `name:"redis-wait-timeout" env:"STOCK_PROJECTOR_REDIS_WAIT_TIMEOUT" default:"1s" help:"How long a batch waits for --redis-wait-replicas (less than --apply-timeout)."`
+
 	DeadLetterTopic string `name:"dead-letter-topic" env:"STOCK_PROJECTOR_DEAD_LETTER_TOPIC" help:"Topic of bad records: undecodable, breaking the contract, or not the producer's (default: the topic followed by .dlq)."`
 	// Only the producer writes the topic, always in Kafka transactions.
 	AcceptNonTransactional bool          `name:"accept-non-transactional" env:"STOCK_PROJECTOR_ACCEPT_NON_TRANSACTIONAL" help:"Apply records written outside Kafka transactions or by another writer than the producer (by default they are dead-lettered: only the producer writes the topic, always transactionally, naming itself in ce_source). For topics fed another way."`
@@ -153,6 +157,14 @@ func (c config) Validate() error {
 	if err := c.Redis.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	switch {
+	case c.RedisWaitReplicas < 0:
+		errs = append(errs, fmt.Errorf("redis wait replicas %d: want 0 or more", c.RedisWaitReplicas))
+	case c.RedisWaitReplicas > 0 && (c.RedisWaitTimeout <= 0 || c.RedisWaitTimeout >= c.ApplyTimeout):
+		errs = append(errs, fmt.Errorf("redis wait timeout %s: want more than 0 and less than the apply timeout %s", c.RedisWaitTimeout, c.ApplyTimeout))
+	case c.RedisWaitReplicas > 0 && c.Redis.Cluster:
+		errs = append(errs, errors.New("--redis-wait-replicas is not supported on a Redis Cluster yet"))
+	}
 	if c.ChangesRetain < 1 || c.TrimInterval <= 0 {
 		errs = append(errs, errors.New("changes retain and trim interval must be positive"))
 	}
@@ -214,7 +226,8 @@ func (c config) logAttrs() []any {
 		"batch_size", c.BatchSize, "linger", c.Linger.String(), "apply_timeout", c.ApplyTimeout.String(),
 		"drain_timeout", c.DrainTimeout.String(), "metrics_addr", c.MetricsAddr, "log_level", c.LogLevel,
 		"dead_letter_topic", c.deadLetterTopic(), "changes_retain", c.ChangesRetain, "trim_interval", c.TrimInterval.String(),
-		"cache_check_interval", c.CacheCheck.String(), "command", c.command,
+		"cache_check_interval", c.CacheCheck.String(), "redis_wait_replicas", c.RedisWaitReplicas,
+		"redis_wait_timeout", c.RedisWaitTimeout.String(), "command", c.command,
 	)
 }
 

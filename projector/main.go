@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer closeRedis()
+	if err := store.WaitForReplicas(cfg.RedisWaitReplicas, cfg.RedisWaitTimeout); err != nil {
+		return err
+	}
 	if err := checkServices(ctx, cfg, store, log); err != nil {
 		return err
 	}

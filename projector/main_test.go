@@ -34,6 +34,12 @@ func TestParseConfig(t *testing.T) {
 			}},
 		{Name: "flag beats environment", Args: []string{"--group", "g2"}, Env: map[string]string{"STOCK_PROJECTOR_GROUP": "g1"},
 			Check: func(c *config) bool { return c.Group == "g2" }},
+		{Name: "waiting for replicas", Args: []string{"--redis-wait-replicas", "1", "--redis-wait-timeout", "250ms"},
+			Check: func(c *config) bool { return c.RedisWaitReplicas == 1 && c.RedisWaitTimeout == 250*time.Millisecond }},
+		{Name: "a replica wait longer than a round trip", Args: []string{"--redis-wait-replicas", "1", "--redis-wait-timeout", "10s"},
+			WantErr: []string{"redis wait timeout 10s", "less than the apply timeout"}},
+		{Name: "replica waits on a Cluster", Args: []string{"--redis-wait-replicas", "1", "--redis-cluster"},
+			WantErr: []string{"not supported on a Redis Cluster"}},
 		{Name: "every problem reported", Args: []string{"--batch-size", "0", "--redis-prefix", "a{b", "--group", ""},
 			WantErr: []string{"batch size", "brace", "consumer group"}},
 	}

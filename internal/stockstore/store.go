@@ -45,6 +45,8 @@ type Store struct {
 	buckets int
 	gen     *genCache // shared by the stores derived from one New
 	now     func() time.Time
+	// wait makes writes wait for replicas (WaitForReplicas).
+	wait replicaWait
 }
 
 // New returns a Store over rdb with all keys under prefix (programs default
@@ -258,9 +260,10 @@ func (s *Store) run(ctx context.Context, calls []scriptCall) error {
 			c := &calls[i]
 			c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
+		wait := s.queueWait(ctx, pipe)
 		_, err := pipe.Exec(ctx)
 		if err == nil {
-			return nil
+			return s.checkWait(wait)
 		}
 		var missing []int
 		for _, i := range pending {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,36 +34,10 @@ func Cluster(t testing.TB) (redis.UniversalClient, []string) {
 	}
 	dir := t.TempDir()
 	var addrs []string
-	for i, port := range freePorts(t, 3) {
-		addr := "127.0.0.1:" + port
-		nodeDir := filepath.Join(dir, port)
-		if err := os.Mkdir(nodeDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		log, err := os.Create(filepath.Join(nodeDir, "redis.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(server, "--port", port, "--bind", "127.0.0.1", "--dir", nodeDir,
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-			"--save", "", "--appendonly", "no", "--daemonize", "no")
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting cluster node %d: %v", i, err)
-		}
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(os.Interrupt)
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-			log.Close()
-		})
-		addrs = append(addrs, addr)
+	for _, port := range freePorts(t, 3) {
+		startNode(t, server, dir, port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "5000")
+		addrs = append(addrs, "127.0.0.1:"+port)
 	}
 	ctx := context.Background()
 	for _, a := range addrs {
@@ -87,6 +62,42 @@ func Cluster(t testing.TB) (redis.UniversalClient, []string) {
 	rdb := stockstore.NewClient(cfg)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb, addrs
+}
+
+// startNode runs the machine's redis-server on port, without persistence,
+// in a folder of its own under dir, with extra arguments; it is stopped when
+// the test ends.
+func startNode(t testing.TB, server, dir, port string, extra ...string) *exec.Cmd {
+	t.Helper()
+	nodeDir := filepath.Join(dir, port)
+	if err := os.Mkdir(nodeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.Create(filepath.Join(nodeDir, "redis.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", nodeDir,
+		"--save", "", "--appendonly", "no", "--daemonize", "no"}, extra...)
+	cmd := exec.Command(server, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting redis-server on %s: %v", port, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a test may have stopped it
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		log.Close()
+	})
+	return cmd
 }
 
 // waitNode waits until ok succeeds on the node at addr.

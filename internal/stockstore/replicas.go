@@ -1,0 +1,73 @@
+package stockstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrNotReplicated is returned by a write that Redis applied but that fewer
+// replicas than asked acknowledged in time. The caller treats it as a failed
+// write: it does not commit the offsets of the batch and retries it, which
+// positions make harmless.
+var ErrNotReplicated = errors.New("redis: not acknowledged by enough replicas")
+
+// replicaWait is how many replicas must hold a batch before a write returns,
+// and how long to wait for them (Redis WAIT).
+type replicaWait struct {
+	replicas int
+	timeout  time.Duration
+}
+
+// WaitForReplicas makes every write of the store return only once n
+// replicas acknowledged it, or fail with ErrNotReplicated after timeout.
+//
+// Redis replicates asynchronously: a primary that dies right after
+// answering may take with it writes its replica never got, and the replica
+// promoted in its place serves without them. The projector commits a
+// batch's Kafka offsets only after Apply returns, so without this a
+// failover can lose batches already counted as done, leaving products stale
+// until they change again. WAIT ends the same pipeline as the batch's
+// scripts, on the same connection, so it covers exactly those writes.
+//
+// On a Cluster each write goes to the primary of its slot and WAIT would
+// reach only one of them: refused there for now.
+func (s *Store) WaitForReplicas(n int, timeout time.Duration) error {
+	switch {
+	case n < 0:
+		return fmt.Errorf("waiting for %d replicas: want 0 or more", n)
+	case n > 0 && timeout <= 0:
+		return fmt.Errorf("waiting for %d replicas: a timeout is needed", n)
+	case n > 0 && s.buckets > 0:
+		return errors.New("waiting for replicas is not supported on a Redis Cluster yet")
+	}
+	s.wait = replicaWait{replicas: n, timeout: timeout}
+	return nil
+}
+
+// queueWait adds WAIT to pipe when the store waits for replicas.
+func (s *Store) queueWait(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
+	if s.wait.replicas == 0 {
+		return nil
+	}
+	// Pipeliner lacks go-redis's Wait; it is the same command.
+	return pipe.Do(ctx, "WAIT", s.wait.replicas, s.wait.timeout.Milliseconds())
+}
+
+// checkWait reports ErrNotReplicated when WAIT counted too few replicas.
+func (s *Store) checkWait(cmd *redis.Cmd) error {
+	if cmd == nil {
+		return nil
+	}
+	n, err := cmd.Int64()
+	if err != nil {
+		return fmt.Errorf("waiting for replicas: %w", err)
+	}
+	if int(n) < s.wait.replicas {
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.wait.replicas, s.wait.timeout)
+	}
+	return nil
+}
