@@ -35,8 +35,8 @@ type config struct {
 	Kafka                kafkaconn.Config       `embed:""`
 	TopicPrefix          string                 `name:"topic-prefix" env:"STOCK_TOPIC_PREFIX" default:"" help:"Prefix for every topic name (tests and side-by-side runs)."`
 	Partitions           int32                  `name:"partitions" env:"STOCK_PARTITIONS" default:"${partitions}" help:"Partitions of new topics."`
-	ReplicationFactor    int16                  `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"${replication_factor}" help:"Replication factor of new topics."`
-	MinInsync            int                    `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"${min_insync_replicas}" help:"min.insync.replicas of new topics."`
+	ReplicationFactor    int16                  `name:"replication-factor" env:"STOCK_REPLICATION_FACTOR" default:"${replication_factor}" help:"Replication factor of new topics (0: 3 on a cluster of 3 brokers or more, else 1)."`
+	MinInsync            int                    `name:"min-insync-replicas" env:"STOCK_MIN_INSYNC_REPLICAS" default:"${min_insync_replicas}" help:"min.insync.replicas of new topics (0: 2 with a replication factor of 3 or more, else 1)."`
 	BatchMaxRecords      int                    `name:"batch-max-records" env:"STOCK_BATCH_MAX_RECORDS" default:"${batch_max_records}" help:"Records per Kafka transaction before it is committed."`
 	BatchLinger          time.Duration          `name:"batch-linger" env:"STOCK_BATCH_LINGER" default:"${batch_linger}" help:"Longest a Kafka transaction stays open waiting for more source transactions."`
 	Registry             schemas.RegistryConfig `embed:""`

@@ -41,7 +41,7 @@ func TestParseConfig(t *testing.T) {
 		{Name: "flag beats environment", Args: []string{"--slot", "s2", "status"}, Env: map[string]string{"STOCK_SLOT": "s1"},
 			Check: func(c *config) bool { return c.Slot == "s2" && c.command == "status" }},
 		{Name: "every problem reported", Args: []string{"--slot", "Bad-Slot", "--brokers", "", "--partitions=-1",
-			"--min-insync-replicas", "3", "--batch-linger", "5s", "--kafka-metadata-min-age", "1ms"},
+			"--replication-factor", "1", "--min-insync-replicas", "3", "--batch-linger", "5s", "--kafka-metadata-min-age", "1ms"},
 			WantErr: []string{"invalid configuration", `slot "Bad-Slot"`, "kafka: no broker", "partitions -1",
 				"min.insync.replicas 3", "batch linger 5s", "kafka metadata min age 1ms"}},
 		{Name: "unknown log level", Args: []string{"--log-level", "loud"}, WantErr: []string{"--log-level"}},

@@ -108,12 +108,9 @@ func (c *Config) SetDefaults() {
 	if c.Partitions == 0 {
 		c.Partitions = 6
 	}
-	if c.ReplicationFactor == 0 {
-		c.ReplicationFactor = 1
-	}
-	if c.MinInsyncReplicas == 0 {
-		c.MinInsyncReplicas = 1
-	}
+	// ReplicationFactor and MinInsyncReplicas stay 0 ("auto"): they follow
+	// the cluster's size when the topics are ensured
+	// (sink.ChooseReplication).
 	if c.Retention == 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
@@ -172,11 +169,16 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d: want >= 1", c.Partitions))
 	}
-	if c.ReplicationFactor < 1 {
-		errs = append(errs, fmt.Errorf("replication factor %d: want >= 1", c.ReplicationFactor))
+	if c.ReplicationFactor < 0 {
+		errs = append(errs, fmt.Errorf("replication factor %d: want >= 1, or 0 for the cluster's size", c.ReplicationFactor))
 	}
-	if c.MinInsyncReplicas < 1 || c.MinInsyncReplicas > int(c.ReplicationFactor) {
+	switch {
+	case c.MinInsyncReplicas < 0:
+		errs = append(errs, fmt.Errorf("min.insync.replicas %d: want >= 1, or 0 for the replication factor's", c.MinInsyncReplicas))
+	case c.ReplicationFactor > 0 && c.MinInsyncReplicas > int(c.ReplicationFactor):
 		errs = append(errs, fmt.Errorf("min.insync.replicas %d: want 1..replication factor", c.MinInsyncReplicas))
+	case c.ReplicationFactor == 0 && c.MinInsyncReplicas > 3:
+		errs = append(errs, fmt.Errorf("min.insync.replicas %d: want 1..3 with the replication factor the cluster's size chooses", c.MinInsyncReplicas))
 	}
 	if c.BatchMaxRecords < 1 {
 		errs = append(errs, fmt.Errorf("batch max records %d: want >= 1", c.BatchMaxRecords))

@@ -73,9 +73,22 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("creating kafka admin client: %w", err)
 	}
 	kadmc := kadm.NewClient(adm)
-	err = sink.EnsureTopics(ctx, kadmc, sink.Specs(cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic,
-		cfg.CheckpointTopic, cfg.Partitions, cfg.ReplicationFactor, cfg.MinInsyncReplicas, cfg.Retention.Milliseconds()))
+	topicRepl, err := sink.ChooseReplication(ctx, kadmc, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
 	if err != nil {
+		adm.Close()
+		return err
+	}
+	if topicRepl.FactorChosen {
+		p.log.Info("replication of the topics chosen from the cluster", "brokers", topicRepl.Brokers,
+			"replication_factor", topicRepl.Factor, "min_insync_replicas", topicRepl.MinInsync)
+	}
+	err = sink.EnsureTopics(ctx, kadmc, sink.Specs(cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic,
+		cfg.CheckpointTopic, cfg.Partitions, topicRepl.Factor, topicRepl.MinInsync, cfg.Retention.Milliseconds()))
+	if err != nil {
+		if topicRepl.FactorChosen && errors.Is(err, sink.ErrTopicMismatch) {
+			err = fmt.Errorf("%w (the replication factor was chosen from a cluster of %d brokers: "+
+				"set --replication-factor and --min-insync-replicas to keep existing topics as they are)", err, topicRepl.Brokers)
+		}
 		adm.Close()
 		return fmt.Errorf("ensuring topics: %w", err)
 	}

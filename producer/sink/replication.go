@@ -1,0 +1,52 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// Replication is what new topics get, and what existing ones are checked
+// against, when the configuration leaves it to the cluster (0).
+type Replication struct {
+	Factor       int16
+	MinInsync    int
+	Brokers      int  // brokers in the cluster when it was chosen
+	FactorChosen bool // the factor followed the cluster's size
+}
+
+// ChooseReplication settles a replication factor and min.insync.replicas of
+// 0 ("auto") from the cluster's size: on 3 brokers or more, factor 3 and
+// min.insync.replicas 2, so that one broker can die (or restart) without
+// losing a committed record or stopping the producer; on fewer, 1 and 1, as
+// on a local single-node stack. Explicit values are kept. An existing topic
+// that was created with factor 1 on what is now a cluster then fails the
+// topic check, naming the flag that keeps it as it is.
+func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minInsync int) (Replication, error) {
+	r := Replication{Factor: factor, MinInsync: minInsync}
+	if factor > 0 && minInsync > 0 {
+		return r, nil
+	}
+	brokers, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return r, fmt.Errorf("counting the cluster's brokers: %w", err)
+	}
+	r.Brokers = len(brokers)
+	if r.Factor == 0 {
+		r.Factor, r.FactorChosen = 1, true
+		if r.Brokers >= 3 {
+			r.Factor = 3
+		}
+	}
+	if r.MinInsync == 0 {
+		r.MinInsync = 1
+		if r.Factor >= 3 {
+			r.MinInsync = 2
+		}
+	}
+	if r.MinInsync > int(r.Factor) {
+		return r, fmt.Errorf("min.insync.replicas %d is more than replication factor %d", r.MinInsync, r.Factor)
+	}
+	return r, nil
+}
