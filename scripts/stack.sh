@@ -8,6 +8,8 @@
 #   scripts/stack.sh status            one line per service; exit 1 if postgres, redis or kafka is down
 #   STACK_SECURE=1 scripts/stack.sh up|down|status|env   the secure profile (below); env prints
 #                                      the variables the tests read it through, as export lines
+#   STACK_REPLICATED=1 scripts/stack.sh up|down|status|env|kill [kafka-N ...]   a Kafka cluster
+#                                      of 3 nodes, each started, stopped or SIGKILLed on its own
 #
 # `up` without names starts postgres, redis and kafka, what the tests need. Prometheus starts
 # only when named (`make run` does): it is for watching the programs, which only `make run`
@@ -38,6 +40,11 @@
 #   SECURE_STACK_DIR        (default $STACK_DIR/secure, that is <repo>/.local/secure)
 #   SECURE_PG_PORT (15432), SECURE_REDIS_PORT (16379), SECURE_KAFKA_PORT (19092),
 #   SECURE_KAFKA_CONTROLLER_PORT (19093)
+# STACK_REPLICATED=1 is a third profile: Kafka only, as a KRaft cluster of KAFKA_NODES
+# (default 3) nodes for the replication tests (scripts/replicated/stack-replicated.sh):
+#   REPLICATED_STACK_DIR    (default $STACK_DIR/replicated)
+#   REPLICATED_KAFKA_PORT   node 1's broker port (default 29092); node N listens on that
+#                           plus 100*(N-1), its controller on the port after its broker's
 #
 # Layout of $STACK_DIR:
 #   postgres/{data,run,postgres.log}   cluster (postmaster.pid is in data/), socket dir, log
@@ -87,6 +94,14 @@ if [[ -n "${STACK_SECURE:-}" && "${STACK_SECURE}" != 0 ]]; then
   REDIS_PORT="${SECURE_REDIS_PORT:-16379}"
   KAFKA_PORT="${SECURE_KAFKA_PORT:-19092}"
   KAFKA_CONTROLLER_PORT="${SECURE_KAFKA_CONTROLLER_PORT:-19093}"
+fi
+
+REPLICATED=""
+if [[ -n "${STACK_REPLICATED:-}" && "${STACK_REPLICATED}" != 0 ]]; then
+  [[ -z "$SECURE" ]] || { echo "stack: STACK_SECURE and STACK_REPLICATED are separate profiles; set one" >&2; exit 1; }
+  REPLICATED=1
+  STACK_DIR="${REPLICATED_STACK_DIR:-$STACK_DIR/replicated}"
+  [[ "$STACK_DIR" = /* ]] || STACK_DIR="$PWD/$STACK_DIR"
 fi
 
 # The application role and database: postgres://stock:stock@127.0.0.1:$PG_PORT/stock
@@ -571,11 +586,10 @@ kafka_start() {
 
   kafka_write_config
 
-  # Format the storage once. A fixed node, a random cluster id (22 chars of URL-safe
-  # base64 of 16 random bytes, the format Kafka's Uuid uses).
+  # Format the storage once, with the cluster id kafka_cluster_id gives.
   if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
     local cluster_id
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    cluster_id="$(kafka_cluster_id)"
     java -Xmx256m -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_SRC/log4j2.properties" \
       -Dkafka.logs.dir="$KAFKA_LOGS" -Dkafka.log.name=storage-format \
       kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_DIR/server.properties" \
@@ -596,6 +610,10 @@ kafka_start() {
     </dev/null >"$KAFKA_LOGS/kafka.out" 2>&1 9>&- &
   KAFKA_LAUNCHED=$SECONDS
 }
+
+# kafka_cluster_id: a new random cluster id (22 chars of URL-safe base64 of 16 random
+# bytes, the format Kafka's Uuid uses). The replicated profile shares one between its nodes.
+kafka_cluster_id() { head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
 
 # kafka_write_config: server.properties from the template, on every start.
 kafka_write_config() {
@@ -879,6 +897,9 @@ cmd_up() {
 # prepare_up: the secure profile's certificates and secrets; nothing here.
 prepare_up() { :; }
 
+# cmd_kill: SIGKILL a node of the replicated profile (stack-replicated.sh).
+cmd_kill() { die "kill is for the nodes of the replicated profile: STACK_REPLICATED=1 $0 kill kafka-N"; }
+
 # cmd_env: the secure profile's client settings (stack-secure.sh).
 cmd_env() { die "env describes the secure profile: STACK_SECURE=1 $0 env"; }
 
@@ -929,7 +950,7 @@ cmd_status() {
 }
 
 usage() {
-  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -942,6 +963,7 @@ main() {
     down) cmd_down "$@" ;;
     status) (($# == 0)) || usage; cmd_status ;;
     env) (($# == 0)) || usage; cmd_env ;;
+    kill) cmd_kill "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;
   esac
@@ -951,6 +973,11 @@ main() {
 if [[ -n "$SECURE" ]]; then
   # shellcheck source=secure/stack-secure.sh
   source "$ROOT/scripts/secure/stack-secure.sh"
+fi
+# The replicated profile runs Kafka as a cluster of nodes (stack-replicated.sh).
+if [[ -n "$REPLICATED" ]]; then
+  # shellcheck source=replicated/stack-replicated.sh
+  source "$ROOT/scripts/replicated/stack-replicated.sh"
 fi
 
 main "$@"

@@ -16,6 +16,8 @@ bash scripts/stack.sh up
 STACK_SECURE=1 bash scripts/stack.sh up  # the secure profile beside it (docs/security.md)
 secure_env="$(STACK_SECURE=1 bash scripts/stack.sh env)"
 eval "$secure_env"                       # STOCK_SECURE_*: where internal/securetest finds it
+STACK_REPLICATED=1 bash scripts/stack.sh up  # a 3-node Kafka cluster (the replication tests)
+eval "$(STACK_REPLICATED=1 bash scripts/stack.sh env)"  # STOCK_REPLICATED_KAFKA_BROKERS
 bash scripts/tools.sh          # kcat, python3-avro, promtool and Prometheus
 bash scripts/schemathesis.sh install  # for the OpenAPI test of query-api/api (TestSchemathesis)
 bash scripts/examples.sh       # the docs/examples consumers' toolchains (internal/e2e/examples_test.go)

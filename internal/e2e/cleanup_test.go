@@ -16,9 +16,14 @@ import (
 // its database, with the slot and publication in it, goes with
 // testenv.Database.
 func cleanupTopics(t *testing.T, topicPrefix string) {
+	cleanupTopicsOn(t, testenv.KafkaBrokers(), topicPrefix)
+}
+
+// cleanupTopicsOn is cleanupTopics on the cluster of brokers.
+func cleanupTopicsOn(t *testing.T, brokers []string, topicPrefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Logf("cleanup: %v", err)
 		return

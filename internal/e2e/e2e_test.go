@@ -155,9 +155,15 @@ type pipeline struct {
 // own, capturing the database conn is connected to.
 func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	t.Helper()
+	return startPipelineOn(t, conn, testenv.KafkaBrokers())
+}
+
+// startPipelineOn is startPipeline on the Kafka cluster of seeds.
+func startPipelineOn(t *testing.T, conn *pgx.Conn, seeds []string) pipeline {
+	t.Helper()
 	name := testenv.Name(t, "e2e")
 	prefix := name + "."
-	brokers := strings.Join(testenv.KafkaBrokers(), ",")
+	brokers := strings.Join(seeds, ",")
 	api, metrics := freePort(t), freePort(t)
 	pj := start(t, "projector",
 		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
@@ -170,7 +176,7 @@ func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	producerArgs := []string{"--postgres-url", conn.Config().ConnString(), "--slot", name, "--publication", name,
 		"--brokers", brokers, "--topic-prefix", prefix, "--partitions", "3", "--metrics-addr", "", "--state-dir", stateDir}
 	pr := start(t, "producer", producerArgs...)
-	t.Cleanup(func() { cleanupTopics(t, prefix) })
+	t.Cleanup(func() { cleanupTopicsOn(t, seeds, prefix) })
 	return pipeline{api: "http://" + api, slot: name, prefix: prefix, group: name, metrics: metrics,
 		projector: pj, queryAPI: qa, producer: pr, producerArgs: producerArgs, stateDir: stateDir}
 }

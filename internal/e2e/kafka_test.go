@@ -15,8 +15,14 @@ import (
 // stable offset, per partition in offset order.
 func readAll(t *testing.T, topic string) []*kgo.Record {
 	t.Helper()
+	return readAllOn(t, testenv.KafkaBrokers(), topic)
+}
+
+// readAllOn is readAll on the cluster of brokers.
+func readAllOn(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
 	var out []*kgo.Record
-	eachRecord(t, topic, func(r *kgo.Record) { out = append(out, r) })
+	eachRecordOn(t, brokers, topic, func(r *kgo.Record) { out = append(out, r) })
 	return out
 }
 
@@ -25,9 +31,14 @@ func readAll(t *testing.T, topic string) []*kgo.Record {
 // holding them.
 func eachRecord(t *testing.T, topic string, fn func(*kgo.Record)) {
 	t.Helper()
+	eachRecordOn(t, testenv.KafkaBrokers(), topic, fn)
+}
+
+func eachRecordOn(t *testing.T, brokers []string, topic string, fn func(*kgo.Record)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...))
+	adm, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +53,7 @@ func eachRecord(t *testing.T, topic string, fn func(*kgo.Record)) {
 			target[o.Partition] = o.Offset
 		}
 	})
-	cl, err := kgo.NewClient(kgo.SeedBrokers(testenv.KafkaBrokers()...),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
 	if err != nil {

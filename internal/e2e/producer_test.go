@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -83,40 +81,7 @@ func TestProducerCrashSafety(t *testing.T) {
 	}
 	defer pool.Close()
 
-	// Steady writes: adjusts, and transfers that touch two rows in one
-	// transaction, from two writers.
-	stop := make(chan struct{})
-	var writes atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < 2; w++ {
-		wg.Add(1)
-		go func(seed uint64) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(seed, 7))
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				p := products[rng.IntN(len(products))]
-				var err error
-				if rng.IntN(3) == 0 {
-					from, to := wh1, wh2
-					if rng.IntN(2) == 0 {
-						from, to = to, from
-					}
-					_, err = pool.Exec(ctx, `SELECT stock_transfer($1, $2, $3, 1, 'crash-test')`, p, from, to)
-				} else {
-					_, err = pool.Exec(ctx, `SELECT stock_adjust($1, $2, $3, 'crash test', 'crash-test')`, p, wh1, 1+rng.IntN(3))
-				}
-				if err == nil {
-					writes.Add(1)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
-		}(uint64(w))
-	}
+	l := startLoad(pool, products, wh1, wh2)
 
 	brokers := strings.Join(testenv.KafkaBrokers(), ",")
 	// One state store for every run, as on a host whose producer is
@@ -159,9 +124,8 @@ func TestProducerCrashSafety(t *testing.T) {
 			asFound++
 		}
 	}
-	close(stop)
-	wg.Wait()
-	t.Logf("%d writes committed during %d kills; %d starts used the state store as found, the others rebuilt it", writes.Load(), kills, asFound)
+	writes := l.halt()
+	t.Logf("%d writes committed during %d kills; %d starts used the state store as found, the others rebuilt it", writes, kills, asFound)
 	// A kill in streaming leaves the store behind Kafka only between a
 	// Kafka commit and the store's write of it: most starts after one must
 	// find it usable, or the store is not doing its job.

@@ -87,20 +87,9 @@ func Secure(t testing.TB) *SecureStack {
 	if _, err := os.Stat(s.CAFile); err != nil {
 		problems = append(problems, fmt.Sprintf("the CA: %v", err))
 	}
-	for _, addr := range []string{s.PGAddr, s.KafkaBrokers[0], s.RedisAddr} {
-		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", addr, err))
-			continue
-		}
-		c.Close()
-	}
+	problems = append(problems, unanswered(s.PGAddr, s.KafkaBrokers[0], s.RedisAddr)...)
 	if len(problems) > 0 {
-		msg := fmt.Sprintf("the secure stack is not up (%s): %s", SecureStartHint, strings.Join(problems, "; "))
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		notUp(t, fmt.Sprintf("the secure stack is not up (%s): %s", SecureStartHint, strings.Join(problems, "; ")))
 	}
 	return s
 }
@@ -141,4 +130,28 @@ func (s *SecureStack) PostgresURL(t testing.TB, role string) string {
 		RawQuery: url.Values{"sslmode": {"verify-full"}, "sslrootcert": {s.CAFile}}.Encode(),
 	}
 	return u.String()
+}
+
+// unanswered lists the addresses that refuse a TCP connection, with why.
+func unanswered(addrs ...string) []string {
+	var out []string
+	for _, addr := range addrs {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", addr, err))
+			continue
+		}
+		c.Close()
+	}
+	return out
+}
+
+// notUp skips the test on a developer's machine and fails it in CI (CI
+// set), where make test starts every profile of the stack.
+func notUp(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 }

@@ -73,7 +73,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("creating kafka admin client: %w", err)
 	}
 	kadmc := kadm.NewClient(adm)
-	topicRepl, err := sink.ChooseReplication(ctx, kadmc, cfg.ReplicationFactor, cfg.MinInsyncReplicas)
+	topicRepl, err := sink.ChooseReplication(ctx, kadmc, cfg.ReplicationFactor, cfg.MinInsyncReplicas,
+		cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic, cfg.CheckpointTopic)
 	if err != nil {
 		adm.Close()
 		return err

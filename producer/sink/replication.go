@@ -23,7 +23,13 @@ type Replication struct {
 // on a local single-node stack. Explicit values are kept. An existing topic
 // that was created with factor 1 on what is now a cluster then fails the
 // topic check, naming the flag that keeps it as it is.
-func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minInsync int) (Replication, error) {
+//
+// The count is of the brokers alive now, so a cluster with a broker down
+// looks smaller than it is: an existing topic among topics with a higher
+// factor than the count gives raises the choice to that factor, so that a
+// restart during a broker's outage keeps the topics as they are instead of
+// failing their check.
+func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minInsync int, topics ...string) (Replication, error) {
 	r := Replication{Factor: factor, MinInsync: minInsync}
 	if factor > 0 && minInsync > 0 {
 		return r, nil
@@ -37,6 +43,17 @@ func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minI
 		r.Factor, r.FactorChosen = 1, true
 		if r.Brokers >= 3 {
 			r.Factor = 3
+		}
+		var existing kadm.TopicDetails
+		if len(topics) > 0 { // none would list every topic
+			if existing, err = adm.ListTopics(ctx, topics...); err != nil {
+				return r, fmt.Errorf("describing the topics: %w", err)
+			}
+		}
+		for _, td := range existing {
+			if n := int16(td.Partitions.NumReplicas()); td.Err == nil && n > r.Factor {
+				r.Factor = n
+			}
 		}
 	}
 	if r.MinInsync == 0 {

@@ -73,3 +73,33 @@ func TestExistingUnreplicatedTopicOnACluster(t *testing.T) {
 		t.Fatalf("an existing factor-1 topic on 3 brokers: %v, want ErrTopicMismatch", err)
 	}
 }
+
+// A restart while a broker is down sees fewer brokers than the cluster has:
+// topics already replicated beyond what that count gives keep their factor
+// (and min.insync.replicas 2 with it), so their check passes and the
+// producer carries on. Here 2 live brokers and an existing factor-3 topic;
+// the real case is TestBrokerLossUnderLoad (internal/e2e).
+func TestExistingReplicationOutlivesABrokerDown(t *testing.T) {
+	ctx := context.Background()
+	adm := fakeAdmin(t, 3)
+	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "levels"); err != nil {
+		t.Fatal(err)
+	}
+	// Counted on a cluster of 2, the choice alone would be factor 1.
+	two := fakeAdmin(t, 2)
+	if _, err := two.CreateTopic(ctx, 3, 2, nil, "levels"); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ChooseReplication(ctx, two, 0, 0, "levels", "changes")
+	if err != nil || r.Factor != 2 || r.MinInsync != 1 || r.Brokers != 2 {
+		t.Fatalf("2 brokers, an existing factor-2 topic: got %+v, %v; want factor 2, min.insync 1", r, err)
+	}
+	r, err = ChooseReplication(ctx, adm, 0, 0, "levels", "changes")
+	if err != nil || r.Factor != 3 || r.MinInsync != 2 {
+		t.Fatalf("an existing factor-3 topic: got %+v, %v; want factor 3, min.insync 2", r, err)
+	}
+	specs := []TopicSpec{{Name: "levels", Partitions: 3, ReplicationFactor: r.Factor}}
+	if err := EnsureTopics(ctx, adm, specs); err != nil {
+		t.Fatalf("the existing topic against the kept factor: %v", err)
+	}
+}

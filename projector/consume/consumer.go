@@ -85,6 +85,11 @@ func (c *Consumer) signalLost() {
 	}
 }
 
+// metadataMinAge is the shortest time between two metadata refreshes of the
+// live consumer: short enough that a moved leader costs little freshness,
+// long enough that a broker down for good is not asked about in a loop.
+const metadataMinAge = 250 * time.Millisecond
+
 // newClient builds the live consumer group's Kafka client, the only one
 // that joins the group; the rebuild, the dead-letter tools, status and
 // HasCommittedOffsets each build their own, outside any group.
@@ -97,6 +102,11 @@ func (c *Consumer) newClient() (*kgo.Client, error) {
 		kgo.ClientID(c.cfg.ClientID),
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topic),
+		// A partition whose leader moved (a broker stopped or died) is
+		// fetched again after the next metadata refresh, which franz-go
+		// spaces by this much (5 s by default): every projected product
+		// stood still that long in a rolling restart of the brokers.
+		kgo.MetadataMinAge(metadataMinAge),
 		// Only committed producer transactions: aborted writes never reach
 		// Redis.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
