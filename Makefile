@@ -56,6 +56,12 @@ bench:
 bench-debezium:
 	@bash scripts/bench.sh debezium $(BENCH_ARGS)
 
+# The same on a 3-node Kafka cluster with replication factor 3 (the replicated
+# profile of scripts/stack.sh; docs/benchmarks.md, one broker beside three).
+.PHONY: bench-replicated
+bench-replicated:
+	@BENCH_REPLICATED=1 bash scripts/bench.sh pipeline $(BENCH_ARGS)
+
 # The same benchmark RUNS times in a row, then median, min and max over the runs
 # (scripts/bench-series.sh). For the fixed-rate phase alone, 60 s per run:
 #   make bench-series RUNS=10 BENCH_ARGS="--fixed=fixed-1k=1000/1/60s --max-rates=0 --backlog=0 --no-rebuild"

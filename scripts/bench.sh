@@ -10,6 +10,10 @@
 # (slot, publication, topic prefix, group, Redis prefix, ports) so a running
 # `make run` is left alone, and removes them when it is done.
 # Results: one table on stdout and a JSON file under bench-results/.
+# BENCH_REPLICATED=1 runs it on the replicated profile's 3-node Kafka cluster
+# (STACK_REPLICATED=1 scripts/stack.sh; topics at replication factor 3 and
+# min.insync.replicas 2, as the producer chooses on a cluster), with PostgreSQL
+# and Redis from the local stack: make bench-replicated.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -38,6 +42,12 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 bash scripts/stack.sh up
+if [[ -n "${BENCH_REPLICATED:-}" && "$BENCH_REPLICATED" != 0 ]]; then
+  STACK_REPLICATED=1 bash scripts/stack.sh up
+  eval "$(STACK_REPLICATED=1 bash scripts/stack.sh env)"
+  export STOCK_KAFKA_BROKERS="$STOCK_REPLICATED_KAFKA_BROKERS"
+  echo "on the 3-node cluster $STOCK_KAFKA_BROKERS"
+fi
 echo "building..."
 mkdir -p "$BIN"
 go build -o "$BIN/" ./producer ./projector ./query-api ./scripts/warehouse ./scripts/bench

@@ -155,21 +155,37 @@ type pipeline struct {
 // own, capturing the database conn is connected to.
 func startPipeline(t *testing.T, conn *pgx.Conn) pipeline {
 	t.Helper()
-	return startPipelineOn(t, conn, testenv.KafkaBrokers())
+	return startPipelineWith(t, conn, pipelineOpts{})
 }
 
-// startPipelineOn is startPipeline on the Kafka cluster of seeds.
-func startPipelineOn(t *testing.T, conn *pgx.Conn, seeds []string) pipeline {
+// pipelineOpts changes what startPipelineWith runs against.
+type pipelineOpts struct {
+	brokers []string // Kafka seeds (nil: the local stack's)
+	// redis are the projector's and query API's Redis flags (nil:
+	// --redis-addr of the local stack); projector more projector flags.
+	redis, projector []string
+}
+
+// startPipelineWith is startPipeline with opts.
+func startPipelineWith(t *testing.T, conn *pgx.Conn, opts pipelineOpts) pipeline {
 	t.Helper()
+	seeds := opts.brokers
+	if seeds == nil {
+		seeds = testenv.KafkaBrokers()
+	}
+	redisArgs := opts.redis
+	if redisArgs == nil {
+		redisArgs = []string{"--redis-addr", testenv.RedisAddr()}
+	}
 	name := testenv.Name(t, "e2e")
 	prefix := name + "."
 	brokers := strings.Join(seeds, ",")
 	api, metrics := freePort(t), freePort(t)
-	pj := start(t, "projector",
-		"--brokers", brokers, "--topic", prefix+"stock.levels.v1", "--group", name,
-		"--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":", "--metrics-addr", metrics)
-	qa := start(t, "query-api", "--addr", api, "--redis-addr", testenv.RedisAddr(), "--redis-prefix", name+":",
-		"--levels-topic", prefix+"stock.levels.v1")
+	pj := start(t, "projector", append(append([]string{
+		"--brokers", brokers, "--topic", prefix + "stock.levels.v1", "--group", name,
+		"--redis-prefix", name + ":", "--metrics-addr", metrics}, redisArgs...), opts.projector...)...)
+	qa := start(t, "query-api", append([]string{"--addr", api, "--redis-prefix", name + ":",
+		"--levels-topic", prefix + "stock.levels.v1"}, redisArgs...)...)
 	// The producer starts last, as on a fresh system where the projector
 	// comes up before the topics exist.
 	stateDir := t.TempDir()

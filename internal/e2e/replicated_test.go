@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -47,32 +48,19 @@ func TestBrokerLossUnderLoad(t *testing.T) {
 	kc := testenv.Replicated(t)
 	// Whatever happens to the test, the cluster is whole for the next one.
 	t.Cleanup(func() {
-		for id := int32(1); id <= int32(len(kc.Brokers)); id++ {
-			kc.Start(t, id)
-		}
+		kc.Start(t, "kafka")
 	})
 	conn := db(t, 0, 0)
-	ctx := context.Background()
-	wh1, wh2 := ident(t, "WHA"), ident(t, "WHB")
-	products := make([]string, 30)
-	for i := range products {
-		products[i] = ident(t, "SKU")
-		newProduct(t, conn, products[i], wh1, wh2)
-	}
-	probe := ident(t, "PROBE")
-	newProduct(t, conn, probe, wh1, wh2)
+	c := newLoadCatalog(t, conn)
+	products, probe, wh1, wh2 := c.products, c.probe, c.wh1, c.wh2
 
-	p := startPipelineOn(t, conn, kc.Brokers)
+	p := startPipelineWith(t, conn, pipelineOpts{brokers: kc.Brokers})
 	waitFor(t, p.api, probe, func(got product) bool { return got.OnHand == 140 })
 	adm := replicatedAdmin(t, kc.Brokers)
 	levels := p.prefix + schemas.TopicLevels
 	checkReplication(t, adm, levels)
 
-	pool, err := pgxpool.New(ctx, conn.Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := c.pool(t)
 	l := startLoad(pool, products, wh1, wh2)
 	pr := &prober{pool: pool, api: p.api, product: probe, warehouse: wh1}
 	l.also(func(stop <-chan struct{}) { pr.run(t, stop) })
@@ -81,26 +69,29 @@ func TestBrokerLossUnderLoad(t *testing.T) {
 
 	leader := mostLeader(t, adm, levels)
 	at := time.Now()
-	kc.Kill(t, leader)
+	kc.Kill(t, testenv.KafkaNode(leader))
 	time.Sleep(3 * time.Second)
-	kc.Start(t, leader)
+	kc.Start(t, testenv.KafkaNode(leader))
 	waitReplicated(t, adm)
+	pr.freshSince(t, time.Now())
 	pr.report(t, fmt.Sprintf("broker %d, leader of the most partitions of %s, killed and started again", leader, levels), at, time.Now())
 
 	coord := txnCoordinator(t, adm, "stock-producer-"+p.slot+"-"+p.prefix+cdc.DefaultCheckpointTopic)
 	at = time.Now()
-	kc.Kill(t, coord)
+	kc.Kill(t, testenv.KafkaNode(coord))
 	time.Sleep(3 * time.Second)
-	kc.Start(t, coord)
+	kc.Start(t, testenv.KafkaNode(coord))
 	waitReplicated(t, adm)
+	pr.freshSince(t, time.Now())
 	pr.report(t, fmt.Sprintf("broker %d, the producer's transaction coordinator, killed and started again", coord), at, time.Now())
 
 	at = time.Now()
 	for id := int32(1); id <= int32(len(kc.Brokers)); id++ {
-		kc.Stop(t, id)
-		kc.Start(t, id)
+		kc.Stop(t, testenv.KafkaNode(id))
+		kc.Start(t, testenv.KafkaNode(id))
 		waitReplicated(t, adm)
 	}
+	pr.freshSince(t, time.Now())
 	pr.report(t, "rolling restart of the three brokers", at, time.Now())
 	time.Sleep(2 * time.Second)
 	t.Logf("%d writes committed under load", l.halt())
@@ -119,6 +110,38 @@ func TestBrokerLossUnderLoad(t *testing.T) {
 		return apiEqualsPG(t, p.api, conn, all)
 	})
 	checkChanges(t, readAllOn(t, kc.Brokers, p.prefix+schemas.TopicChanges), want)
+}
+
+// loadCatalog is what the replication tests load: products in two
+// warehouses of their own, and a probe product only the prober writes.
+type loadCatalog struct {
+	conn     *pgx.Conn
+	products []string
+	probe    string
+	wh1, wh2 string
+}
+
+func newLoadCatalog(t *testing.T, conn *pgx.Conn) loadCatalog {
+	t.Helper()
+	c := loadCatalog{conn: conn, wh1: ident(t, "WHA"), wh2: ident(t, "WHB"), probe: ident(t, "PROBE")}
+	c.products = make([]string, 30)
+	for i := range c.products {
+		c.products[i] = ident(t, "SKU")
+		newProduct(t, conn, c.products[i], c.wh1, c.wh2)
+	}
+	newProduct(t, conn, c.probe, c.wh1, c.wh2)
+	return c
+}
+
+// pool is a connection pool to the catalog's database, for the writers.
+func (c loadCatalog) pool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), c.conn.Config().ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // writeLoad is a steady write load from two writers: adjusts of one row, and
@@ -225,6 +248,19 @@ func (pr *prober) run(t *testing.T, stop <-chan struct{}) {
 		pr.mu.Unlock()
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// freshSince waits until a probe write made after since reached the API.
+func (pr *prober) freshSince(t *testing.T, since time.Time) {
+	t.Helper()
+	testenv.Eventually(t, 2*time.Minute, "a probe write to reach the API", func() string {
+		pr.mu.Lock()
+		defer pr.mu.Unlock()
+		if n := len(pr.samples); n > 0 && pr.samples[n-1].at.After(since) {
+			return ""
+		}
+		return "no probe write made after " + since.Format(time.TimeOnly) + " reached it yet"
+	})
 }
 
 // report logs the probes whose wait overlapped [from, to]: how many, their

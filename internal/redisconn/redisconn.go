@@ -28,6 +28,7 @@ import (
 type Config struct {
 	Addr         string         `name:"redis-addr" env:"STOCK_REDIS_ADDR" default:"${redis_addr}" help:"Redis address (with --redis-cluster, seed nodes separated by commas)."`
 	Cluster      bool           `name:"redis-cluster" env:"STOCK_REDIS_CLUSTER" help:"Redis is a Cluster: use the Cluster key layout (docs/redis-layout.md); the projector and the query API must both say so."`
+	Sentinel     string         `name:"redis-sentinel-master" env:"STOCK_REDIS_SENTINEL_MASTER" help:"Redis is a primary with replicas under Sentinel, which knows the primary by this name: --redis-addr lists the Sentinels, separated by commas, and the client follows the primary through a failover."`
 	Username     string         `name:"redis-username" env:"STOCK_REDIS_USERNAME" help:"Redis ACL user (empty: the default user)."`
 	Password     secret.Value   `name:"redis-password" env:"STOCK_REDIS_PASSWORD" help:"Redis password (prefer --redis-password-file or the environment)."`
 	PasswordFile string         `name:"redis-password-file" env:"STOCK_REDIS_PASSWORD_FILE" help:"File holding the Redis password, read at every new connection (a rotated password is used from the next connection on)."`
@@ -64,8 +65,8 @@ func (c Config) Validate() error {
 func (c Config) ClientConfig() (stockstore.ClientConfig, error) {
 	cc := stockstore.DefaultClientConfig()
 	cc.Addrs = []string{c.Addr}
-	if c.Cluster {
-		cc.Cluster = true
+	if c.Cluster || c.Sentinel != "" {
+		cc.Cluster, cc.SentinelMaster = c.Cluster, c.Sentinel
 		cc.Addrs = strings.Split(c.Addr, ",")
 	}
 	cc.Username = c.Username
@@ -110,7 +111,7 @@ func (c Config) Open(tune func(*stockstore.ClientConfig)) (store *stockstore.Sto
 
 // LogAttrs is c for a start log line, the password redacted.
 func (c Config) LogAttrs() []any {
-	attrs := []any{"redis_addr", c.Addr, "redis_cluster", c.Cluster, "redis_username", c.Username,
+	attrs := []any{"redis_addr", c.Addr, "redis_cluster", c.Cluster, "redis_sentinel_master", c.Sentinel, "redis_username", c.Username,
 		"redis_password", c.Password.String(), "redis_password_file", c.PasswordFile, "redis_prefix", c.Prefix}
 	if c.TLS.On() {
 		attrs = append(attrs, c.TLS.LogAttrs("redis_")...)

@@ -24,6 +24,7 @@ func TestClientConfig(t *testing.T) {
 		cfg         Config
 		wantAddrs   []string
 		wantCluster bool
+		wantMaster  string
 		wantTLS     bool
 	}{
 		{name: "one node", cfg: Config{Addr: "r:6379", Prefix: "p:"}, wantAddrs: []string{"r:6379"}},
@@ -31,6 +32,8 @@ func TestClientConfig(t *testing.T) {
 			wantAddrs: []string{"r1:7000", "r2:7001"}, wantCluster: true},
 		{name: "cluster over TLS", cfg: Config{Addr: "r1:7000,r2:7001", Cluster: true, Prefix: "p:", TLS: tlsconf.Config{CAFile: certs.CAFile}},
 			wantAddrs: []string{"r1:7000", "r2:7001"}, wantCluster: true, wantTLS: true},
+		{name: "sentinels", cfg: Config{Addr: "s1:26379,s2:26379", Sentinel: "stock", Prefix: "p:"},
+			wantAddrs: []string{"s1:26379", "s2:26379"}, wantMaster: "stock"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -38,8 +41,12 @@ func TestClientConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(cc.Addrs, tt.wantAddrs) || cc.Cluster != tt.wantCluster || (cc.TLS != nil) != tt.wantTLS {
-				t.Errorf("addrs %v cluster %v TLS %v, want %v %v %v", cc.Addrs, cc.Cluster, cc.TLS != nil, tt.wantAddrs, tt.wantCluster, tt.wantTLS)
+			if !slices.Equal(cc.Addrs, tt.wantAddrs) || cc.Cluster != tt.wantCluster || cc.SentinelMaster != tt.wantMaster || (cc.TLS != nil) != tt.wantTLS {
+				t.Errorf("addrs %v cluster %v master %q TLS %v, want %v %v %q %v", cc.Addrs, cc.Cluster, cc.SentinelMaster, cc.TLS != nil,
+					tt.wantAddrs, tt.wantCluster, tt.wantMaster, tt.wantTLS)
+			}
+			if err := cc.Validate(); err != nil {
+				t.Errorf("valid configuration refused: %v", err)
 			}
 			if def := stockstore.DefaultClientConfig(); cc.ReadTimeout != def.ReadTimeout {
 				t.Errorf("read timeout %s, want stockstore's default %s", cc.ReadTimeout, def.ReadTimeout)
@@ -56,6 +63,10 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error %v does not mention %q", err, w)
 		}
+	}
+	err = Config{Addr: "r1:7000,r2:7001", Cluster: true, Sentinel: "stock", Prefix: "p:"}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "sentinel") {
+		t.Errorf("a Cluster with a sentinel master: %v, want an error naming the sentinel", err)
 	}
 	if err := (Config{Addr: "r:6379", Prefix: stockstore.DefaultPrefix}).Validate(); err != nil {
 		t.Errorf("a valid config: %v", err)

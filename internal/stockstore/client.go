@@ -15,11 +15,16 @@ import (
 // timeouts are short on purpose: the query API must answer 503 quickly when
 // Redis is down rather than hold connections.
 type ClientConfig struct {
-	// Addrs are the Redis address (one) or, with Cluster, the seed nodes.
-	Addrs    []string
-	Cluster  bool
-	Username string
-	Password string
+	// Addrs are the Redis address (one), with Cluster the seed nodes, with
+	// SentinelMaster the Sentinels.
+	Addrs   []string
+	Cluster bool
+	// SentinelMaster, when set, is the name under which the Sentinels at
+	// Addrs know the primary: the client asks them for it and follows it
+	// through a failover.
+	SentinelMaster string
+	Username       string
+	Password       string
 	// Credentials, when set, is asked for the user and password at every
 	// new connection instead of Username and Password: a password file an
 	// agent rotates is followed without a restart.
@@ -67,8 +72,11 @@ func (c ClientConfig) Validate() error {
 			errs = append(errs, errors.New("redis: empty address"))
 		}
 	}
-	if !c.Cluster && len(c.Addrs) > 1 {
-		errs = append(errs, fmt.Errorf("redis: %d addresses without cluster mode", len(c.Addrs)))
+	if !c.Cluster && c.SentinelMaster == "" && len(c.Addrs) > 1 {
+		errs = append(errs, fmt.Errorf("redis: %d addresses without cluster mode or a sentinel master", len(c.Addrs)))
+	}
+	if c.Cluster && c.SentinelMaster != "" {
+		errs = append(errs, errors.New("redis: a Cluster has no sentinel master (it fails over by itself)"))
 	}
 	if c.Cluster && c.DB != 0 {
 		errs = append(errs, errors.New("redis: a cluster has only database 0"))
@@ -90,8 +98,8 @@ func (c ClientConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// NewClient returns a Redis client (a Cluster client with Cluster set)
-// applying c's timeouts. It does not connect: the first command does.
+// NewClient returns a Redis client (a Cluster client with Cluster set, a
+// Sentinel-following one with SentinelMaster set) applying c's timeouts. It does not connect: the first command does.
 func NewClient(c ClientConfig) redis.UniversalClient {
 	// go-redis treats -1 as "no retries" and 0 as "the default (3)".
 	retries := c.MaxRetries
@@ -101,6 +109,18 @@ func NewClient(c ClientConfig) redis.UniversalClient {
 	if c.Cluster {
 		return redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: c.Addrs, Username: c.Username, Password: c.Password,
+			CredentialsProviderContext: c.Credentials, TLSConfig: c.TLS,
+			DialTimeout: c.DialTimeout, DialerRetries: max(c.DialAttempts, 1),
+			ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,
+			PoolTimeout: c.PoolTimeout, PoolSize: c.PoolSize, MaxRetries: retries,
+		})
+	}
+	if c.SentinelMaster != "" {
+		// The Sentinels are asked without credentials (Redis' default for
+		// them); the primary and replicas with the client's.
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName: c.SentinelMaster, SentinelAddrs: c.Addrs,
+			Username: c.Username, Password: c.Password, DB: c.DB,
 			CredentialsProviderContext: c.Credentials, TLSConfig: c.TLS,
 			DialTimeout: c.DialTimeout, DialerRetries: max(c.DialAttempts, 1),
 			ReadTimeout: c.ReadTimeout, WriteTimeout: c.WriteTimeout,

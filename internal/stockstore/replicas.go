@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,4 +71,28 @@ func (s *Store) checkWait(cmd *redis.Cmd) error {
 		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.wait.replicas, s.wait.timeout)
 	}
 	return nil
+}
+
+// Waits reports whether the store's writes wait for replicas.
+func (s *Store) Waits() bool { return s.wait.replicas > 0 }
+
+// ReplicationID is the replication id of the Redis the store writes to
+// (INFO replication, master_replid). It changes when a replica is promoted
+// in the primary's place and when a primary restarts without its data: the
+// moments writes it acknowledged may be gone. On a Cluster, whose shards
+// each have their own, it is "" (not watched).
+func (s *Store) ReplicationID(ctx context.Context) (string, error) {
+	if s.buckets > 0 {
+		return "", nil
+	}
+	info, err := s.rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return "", fmt.Errorf("reading the replication id: %w", err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "master_replid:"); ok {
+			return v, nil
+		}
+	}
+	return "", errors.New("reading the replication id: INFO replication has no master_replid")
 }

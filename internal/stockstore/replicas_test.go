@@ -84,3 +84,32 @@ func TestWaitForReplicasRefusesBadSettings(t *testing.T) {
 		t.Errorf("not waiting refused: %v", err)
 	}
 }
+
+// The replication id a projector watches changes when the replica is
+// promoted in the primary's place: the moment the guard must look for
+// writes lost with the old primary. A primary alone keeps its id.
+func TestReplicationIDChangesOnPromotion(t *testing.T) {
+	ctx := context.Background()
+	r := storetest.PrimaryReplica(t)
+	onPrimary := storetest.NewOn(t, r.Primary)
+	onReplica, err := stockstore.New(r.Replica, onPrimary.Prefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := onPrimary.ReplicationID(ctx)
+	if err != nil || before == "" {
+		t.Fatalf("the primary's replication id: %q, %v", before, err)
+	}
+	if again, err := onPrimary.ReplicationID(ctx); err != nil || again != before {
+		t.Fatalf("the primary's replication id changed by itself: %q then %q (%v)", before, again, err)
+	}
+	if got, err := onReplica.ReplicationID(ctx); err != nil || got != before {
+		t.Fatalf("an in-sync replica has replication id %q (%v), want its primary's %q", got, err, before)
+	}
+	if err := r.Replica.Do(ctx, "REPLICAOF", "NO", "ONE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := onReplica.ReplicationID(ctx); err != nil || after == before || after == "" {
+		t.Fatalf("the promoted replica's replication id: %q (%v), want a new one (was %q)", after, err, before)
+	}
+}

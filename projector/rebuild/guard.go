@@ -62,6 +62,11 @@ type Guard struct {
 
 	lost      prometheus.Counter
 	recovered prometheus.Counter
+	failovers prometheus.Counter
+
+	// replid is Redis' replication id at the last check ("" before the
+	// first one, and after a rebuild).
+	replid string
 }
 
 // NewGuard returns a Guard of store, which must follow the active
@@ -77,8 +82,10 @@ func NewGuard(cfg GuardConfig, store *stockstore.Store, log *slog.Logger, reg pr
 			Help: "Times this projector found Redis without the active cache generation (flushed, or restarted without persistence)."}),
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "cache_recovered_total",
 			Help: "Times a lost cache was active again after a rebuild (by this projector or another)."}),
+		failovers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "redis_failovers_total",
+			Help: "Times Redis' replication id changed under this projector: a replica was promoted, or the primary restarted."}),
 	}
-	for _, c := range []prometheus.Collector{g.lost, g.recovered} {
+	for _, c := range []prometheus.Collector{g.lost, g.recovered, g.failovers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering cache guard metrics: %w", err)
 		}
@@ -100,7 +107,9 @@ func (g *Guard) Run(ctx context.Context, lost <-chan struct{}) error {
 		}
 		if lost, err := g.isLost(ctx); err == nil && lost {
 			g.recover(ctx, when)
+			g.replid = "" // the rebuild wrote everything again, on whatever Redis is now
 		}
+		g.watchFailover(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -108,6 +117,59 @@ func (g *Guard) Run(ctx context.Context, lost <-chan struct{}) error {
 		case <-lost:
 		}
 	}
+}
+
+// watchFailover compares Redis' replication id with the one seen at the
+// last check. A change means another primary (a replica was promoted) or a
+// restarted one, and the writes the old one acknowledged last may be gone
+// with it, their offsets already committed. When every write waited for a
+// replica (--redis-wait-replicas), every batch whose offsets were committed
+// is on the replica the Sentinel promotes (the most up to date), and the
+// batches in flight are retried by the workers: nothing to repair.
+// Otherwise only the topic knows what was lost, and the cache is rebuilt
+// from it while the workers go on writing to the new primary.
+func (g *Guard) watchFailover(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, g.cfg.CheckTimeout)
+	defer cancel()
+	id, err := g.store.ReplicationID(cctx)
+	if err != nil || id == "" {
+		return // Redis down is the workers' to retry; a Cluster is not watched
+	}
+	prev := g.replid
+	g.replid = id
+	if prev == "" || prev == id {
+		return
+	}
+	g.failovers.Inc()
+	if g.store.Waits() {
+		g.log.Warn("redis changed primary (replication id changed); every committed batch was on a replica, nothing to repair",
+			"previous_replication_id", prev, "replication_id", id)
+		return
+	}
+	g.log.Error("redis changed primary (replication id changed) and writes were not waiting for replicas: writes the old primary "+
+		"acknowledged may be lost; rebuilding the cache from the topic (--redis-wait-replicas makes a failover lose nothing)",
+		"previous_replication_id", prev, "replication_id", id, "prefix", g.store.Prefix(), "topic", g.cfg.Rebuild.Topic)
+	cfg := g.cfg.Rebuild
+	cfg.FromOffsets, cfg.FromTime = nil, time.Time{} // all of it: what was lost is not known
+	backoff := retry.Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax}
+	backoff.Until(ctx.Done(), func(_ int, wait time.Duration) bool {
+		st, err := Run(ctx, cfg, g.store, g.log, g.reg)
+		switch {
+		case ctx.Err() != nil:
+			return true
+		case err == nil:
+			g.recovered.Inc()
+			g.log.Info("cache rebuilt after the failover", "generation", st.Generation, "records", st.Records, "elapsed", st.Duration.String())
+			return true
+		case errors.Is(err, stockstore.ErrRebuildRunning):
+			g.log.Info("another process is rebuilding the cache; it covers the failover", "error", err)
+			return true
+		default:
+			g.log.Error("rebuilding the cache after the failover failed, will retry", "backoff", wait.String(), "error", err)
+			return false
+		}
+	})
+	g.replid = ""
 }
 
 // isLost reports whether Redis answers without an active generation (or,
