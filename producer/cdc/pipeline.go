@@ -83,6 +83,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.log.Info("replication of the topics chosen from the cluster", "brokers", topicRepl.Brokers,
 			"replication_factor", topicRepl.Factor, "min_insync_replicas", topicRepl.MinInsync)
 	}
+	if risk, err := sink.TransactionLogRisk(ctx, kadmc, topicRepl.Brokers); err != nil {
+		p.log.Warn("cannot check the broker's transaction state log", "error", err)
+	} else if risk != "" {
+		p.log.Warn(risk)
+	}
 	err = sink.EnsureTopics(ctx, kadmc, sink.Specs(cfg.LevelsTopic, cfg.ChangesTopic, cfg.AlertsTopic,
 		cfg.CheckpointTopic, cfg.Partitions, topicRepl.Factor, topicRepl.MinInsync, cfg.Retention.Milliseconds()))
 	if err != nil {

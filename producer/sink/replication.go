@@ -31,14 +31,14 @@ type Replication struct {
 // failing their check.
 func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minInsync int, topics ...string) (Replication, error) {
 	r := Replication{Factor: factor, MinInsync: minInsync}
-	if factor > 0 && minInsync > 0 {
-		return r, nil
-	}
 	brokers, err := adm.ListBrokers(ctx)
 	if err != nil {
 		return r, fmt.Errorf("counting the cluster's brokers: %w", err)
 	}
 	r.Brokers = len(brokers)
+	if factor > 0 && minInsync > 0 {
+		return r, nil
+	}
 	if r.Factor == 0 {
 		r.Factor, r.FactorChosen = 1, true
 		if r.Brokers >= 3 {
@@ -66,4 +66,31 @@ func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minI
 		return r, fmt.Errorf("min.insync.replicas %d is more than replication factor %d", r.MinInsync, r.Factor)
 	}
 	return r, nil
+}
+
+// TransactionLogRisk describes what is unsafe about the broker's
+// transaction state log (__transaction_state) on a cluster of brokers: a
+// replication factor of 1, or a min.insync.replicas that lets one broker's
+// loss lose a transaction's state. "" when it is safe, on a single broker
+// (nothing to replicate to), or when the log does not exist yet (the
+// broker creates it with transaction.state.log.replication.factor).
+func TransactionLogRisk(ctx context.Context, adm *kadm.Client, brokers int) (string, error) {
+	const topic = "__transaction_state"
+	if brokers < 3 {
+		return "", nil
+	}
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return "", fmt.Errorf("describing %s: %w", topic, err)
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		return "", nil
+	}
+	if n := d.Partitions.NumReplicas(); n < 3 {
+		return fmt.Sprintf("%s has replication factor %d on a cluster of %d brokers: losing one broker can lose "+
+			"the state of open transactions (set transaction.state.log.replication.factor=3 before the log is created, "+
+			"or reassign its partitions)", topic, n, brokers), nil
+	}
+	return "", nil
 }

@@ -103,3 +103,27 @@ func TestExistingReplicationOutlivesABrokerDown(t *testing.T) {
 		t.Fatalf("the existing topic against the kept factor: %v", err)
 	}
 }
+
+// On a cluster, a transaction state log with one replica is named as a
+// risk (the producer logs it at start); with three it is not, and on one
+// broker there is nothing to say.
+func TestTransactionLogRisk(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		brokers, factor int
+		risky           bool
+	}{{3, 1, true}, {3, 3, false}, {1, 1, false}} {
+		adm := fakeAdmin(t, tt.brokers)
+		if _, err := adm.CreateTopic(ctx, 3, int16(tt.factor), nil, "__transaction_state"); err != nil {
+			t.Fatal(err)
+		}
+		risk, err := TransactionLogRisk(ctx, adm, tt.brokers)
+		if err != nil || (risk != "") != tt.risky {
+			t.Errorf("%d brokers, log at factor %d: risk %q, %v; want risky %v", tt.brokers, tt.factor, risk, err, tt.risky)
+		}
+	}
+	risk, err := TransactionLogRisk(ctx, fakeAdmin(t, 3), 3)
+	if err != nil || risk != "" {
+		t.Errorf("no log yet: %q, %v; want nothing to say", risk, err)
+	}
+}
