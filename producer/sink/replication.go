@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -51,8 +52,8 @@ func ChooseReplication(ctx context.Context, adm *kadm.Client, factor int16, minI
 			}
 		}
 		for _, td := range existing {
-			if n := int16(td.Partitions.NumReplicas()); td.Err == nil && n > r.Factor {
-				r.Factor = n
+			if n := td.Partitions.NumReplicas(); td.Err == nil && n > int(r.Factor) && n <= math.MaxInt16 {
+				r.Factor = int16(n)
 			}
 		}
 	}
