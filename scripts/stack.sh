@@ -124,6 +124,7 @@ KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms512m -Xmx1g}"
 KAFKA_FORMAT_ARGS=() # more arguments for the storage format (the secure profile's SCRAM users)
 KAFKA_PROBE_PROPS="" # client properties file of the readiness probe (the secure profile's admin)
 KAFKA_START_TIMEOUT=90 # seconds until the broker must be ready for topics and transactions
+KAFKA_STOP_TIMEOUT=60  # seconds the broker has to stop after SIGTERM, before SIGKILL
 
 PG_DIR="$STACK_DIR/postgres"
 PG_DATA="$PG_DIR/data"
@@ -691,8 +692,8 @@ down_kafka() {
   # SIGTERM runs the broker's controlled shutdown (flushes and closes logs cleanly, so the
   # next start skips log recovery).
   kill -TERM "$pid"
-  if ! wait_gone "$pid" 60; then
-    echo "stack: kafka (pid $pid) ignored SIGTERM for 60s; sending SIGKILL" >&2
+  if ! wait_gone "$pid" "$KAFKA_STOP_TIMEOUT"; then
+    echo "stack: kafka (pid $pid) ignored SIGTERM for ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL" >&2
     kill -KILL "$pid" 2>/dev/null || true
     wait_gone "$pid" 10 || die "kafka (pid $pid) did not exit"
   fi

@@ -3,11 +3,13 @@ package securetest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,6 +26,10 @@ import (
 func psqlConn(s *testenv.SecureStack, role, host, sslmode string) string {
 	u := url.URL{Scheme: "postgres", User: url.User(role), Host: s.PGAddr, Path: "/" + testenv.SecureDatabase}
 	q := url.Values{"sslmode": {sslmode}, "sslrootcert": {s.CAFile}, "connect_timeout": {"10"}}
+	if role == testenv.PGCDC { // it must show its client certificate too
+		q.Set("sslcert", s.CDCCert)
+		q.Set("sslkey", s.CDCKey)
+	}
 	if host != "" {
 		// Dial the server's address but check its certificate against host.
 		hostaddr, port, _ := net.SplitHostPort(s.PGAddr)
@@ -373,4 +379,85 @@ func hasColumn(tuple *pglogrepl.TupleData, value string) bool {
 		}
 	}
 	return false
+}
+
+// The CDC role (the producer's, with REPLICATION) logs in with its password
+// and a client certificate of the local CA whose CN is its name
+// (pg_hba.conf: clientcert=verify-full). Its password alone, or with
+// another role's certificate, opens nothing (the server then says only
+// that authentication failed; its log says "CN mismatch"); psql, a client
+// not ours, is held to the same.
+func TestPostgresCDCRoleNeedsItsCertificate(t *testing.T) {
+	s := testenv.Secure(t)
+	pw := s.Password(t, "pg", testenv.PGCDC)
+	withCert := func(crt, key string) func(*pgx.ConnConfig) {
+		return func(c *pgx.ConnConfig) {
+			pair, err := tls.LoadX509KeyPair(crt, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.TLSConfig.Certificates = []tls.Certificate{pair}
+			c.Fallbacks = nil
+		}
+	}
+	t.Run("pgx", func(t *testing.T) {
+		cfg, err := pgx.ParseConfig(s.PostgresURL(t, testenv.PGCDC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("the CDC role with its certificate: %v", err)
+		}
+		var dn string
+		err = conn.QueryRow(ctx, `SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&dn)
+		conn.Close(ctx)
+		if err != nil || !strings.Contains(dn, "CN=stock_cdc") {
+			t.Errorf("the server saw client DN %q (%v), want CN=stock_cdc", dn, err)
+		}
+		for _, tc := range []struct {
+			name   string
+			change func(*pgx.ConnConfig)
+			want   string
+		}{
+			{"password without a certificate", func(c *pgx.ConnConfig) { c.TLSConfig.Certificates = nil; c.Fallbacks = nil },
+				"certificate"},
+			// The server tells the client only that authentication
+			// failed; its log says why ("CN mismatch").
+			{"password with the writer's certificate", withCert(s.WriterCert, s.WriterKey), "authentication failed"},
+			{"certificate with a wrong password", func(c *pgx.ConnConfig) { c.Password = "not-the-password"; c.Fallbacks = nil },
+				"password authentication failed"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				took, err := pgxConnect(t, s, testenv.PGCDC, tc.change)
+				refused(t, tc.name, err, "", took, tc.want)
+			})
+		}
+	})
+	t.Run("psql", func(t *testing.T) {
+		conn := func(crt, key string) string {
+			u, err := url.Parse(psqlConn(s, testenv.PGCDC, "", "verify-full"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			q.Del("sslcert")
+			q.Del("sslkey")
+			if crt != "" {
+				q.Set("sslcert", crt)
+				q.Set("sslkey", key)
+			}
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+		psqlAs := func(dsn string) result {
+			return run(t, []string{"PGPASSWORD=" + pw}, tool(t, "psql"), "-X", "-At", "-d", dsn, "-c", "SELECT current_user")
+		}
+		if r := psqlAs(conn(s.CDCCert, s.CDCKey)); r.err != nil || r.out != testenv.PGCDC+"\n" {
+			t.Errorf("psql as the CDC role with its certificate: %q %v", r.out, r.err)
+		}
+		refusedRun(t, "psql without a certificate", psqlAs(conn("", "")), "certificate")
+		refusedRun(t, "psql with the writer's certificate", psqlAs(conn(s.WriterCert, s.WriterKey)), "authentication failed")
+	})
 }

@@ -51,7 +51,9 @@ func NewCerts(t testing.TB) *Certs {
 	c.CAFile = c.write(t, "ca.crt", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	c.ServerCert, c.ServerKey = c.issue(t, "server", &x509.Certificate{
 		Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		// Client auth too: the nodes of a TLS Redis Cluster show it to each other on the bus.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	})
 	c.ClientCert, c.ClientKey = c.issue(t, "client", &x509.Certificate{
 		Subject: pkix.Name{CommonName: "stock-client"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},

@@ -26,7 +26,12 @@ type SecureStack struct {
 	KafkaBrokers []string // SASL_SSL listener
 	KafkaLibs    string   // the broker's jars, for the distribution's own command line tools
 	RedisAddr    string   // TLS port
-	passwords    map[string]string
+	// CDCCert and CDCKey are the client certificate (CN=stock_cdc) and key
+	// the CDC role must show PostgreSQL besides its password; WriterCert
+	// and WriterKey another role's, which must not open the CDC role.
+	CDCCert, CDCKey       string
+	WriterCert, WriterKey string
+	passwords             map[string]string
 }
 
 // The principals of the secure profile, as scripts/secure/stack-secure.sh
@@ -62,8 +67,12 @@ func Secure(t testing.TB) *SecureStack {
 		KafkaBrokers: strings.Split(getenv("STOCK_SECURE_KAFKA_BROKERS", "127.0.0.1:19092"), ","),
 		KafkaLibs:    getenv("STOCK_SECURE_KAFKA_LIBS", filepath.Join(dir, "kafka", "libs")),
 		RedisAddr:    getenv("STOCK_SECURE_REDIS_ADDR", "127.0.0.1:16379"),
+		CDCCert:      getenv("STOCK_SECURE_PG_CDC_CERT_FILE", filepath.Join(dir, "tls", "client-"+PGCDC+".crt")),
+		CDCKey:       getenv("STOCK_SECURE_PG_CDC_KEY_FILE", filepath.Join(dir, "tls", "client-"+PGCDC+".key")),
 		passwords:    map[string]string{},
 	}
+	s.WriterCert = filepath.Join(filepath.Dir(s.CDCCert), "client-"+PGWriter+".crt")
+	s.WriterKey = filepath.Join(filepath.Dir(s.CDCCert), "client-"+PGWriter+".key")
 	files := map[string]string{
 		"pg/" + PGOwner:          getenv("STOCK_SECURE_PG_OWNER_PASSWORD_FILE", filepath.Join(secret, "pg-stock.password")),
 		"pg/" + PGWriter:         getenv("STOCK_SECURE_PG_WRITER_PASSWORD_FILE", filepath.Join(secret, "pg-stock_writer.password")),
@@ -84,8 +93,11 @@ func Secure(t testing.TB) *SecureStack {
 		}
 		s.passwords[key] = strings.TrimSpace(string(b))
 	}
-	if _, err := os.Stat(s.CAFile); err != nil {
-		problems = append(problems, fmt.Sprintf("the CA: %v", err))
+	for what, f := range map[string]string{"the CA": s.CAFile, "the CDC role's certificate": s.CDCCert, "its key": s.CDCKey,
+		"the writer's certificate": s.WriterCert} {
+		if _, err := os.Stat(f); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+		}
 	}
 	problems = append(problems, unanswered(s.PGAddr, s.KafkaBrokers[0], s.RedisAddr)...)
 	if len(problems) > 0 {
@@ -121,13 +133,18 @@ func (s *SecureStack) TLSConfig(t testing.TB, serverName string) *tls.Config {
 }
 
 // PostgresURL is the stock database as role, over TLS checked against the
-// local CA and the host name (sslmode=verify-full).
+// local CA and the host name (sslmode=verify-full); the CDC role shows its
+// client certificate too, which PostgreSQL requires of it.
 func (s *SecureStack) PostgresURL(t testing.TB, role string) string {
 	t.Helper()
+	q := url.Values{"sslmode": {"verify-full"}, "sslrootcert": {s.CAFile}}
+	if role == PGCDC {
+		q.Set("sslcert", s.CDCCert)
+		q.Set("sslkey", s.CDCKey)
+	}
 	u := url.URL{
 		Scheme: "postgres", User: url.UserPassword(role, s.Password(t, "pg", role)),
-		Host: s.PGAddr, Path: "/" + SecureDatabase,
-		RawQuery: url.Values{"sslmode": {"verify-full"}, "sslrootcert": {s.CAFile}}.Encode(),
+		Host: s.PGAddr, Path: "/" + SecureDatabase, RawQuery: q.Encode(),
 	}
 	return u.String()
 }

@@ -137,12 +137,33 @@ cmd_down() {
   select_services ALL_SERVICES "$@"
   lock
   local s i
+  declare -A signalled=()
+  # The brokers get SIGTERM together: stopped one after the other, the last ones wait for
+  # a controller quorum that has already gone, and their controlled shutdown never ends.
+  # Together, one of them may still wait for it: when the whole cluster stops it gets 15 s
+  # before SIGKILL (its logs are recovered at the next start, as after a crash).
+  local nodes=0
+  for s in "${SELECTED[@]}"; do [[ "$s" == kafka-* ]] && nodes=$((nodes + 1)); done
+  ((nodes < KAFKA_NODES)) || KAFKA_STOP_TIMEOUT=15
+  for s in "${SELECTED[@]}"; do
+    [[ "$s" == kafka-* ]] || continue
+    kafka_node "${s#kafka-}"
+    if kafka_running; then
+      kill -TERM "$(kafka_pid)"
+      signalled[$s]=1
+    fi
+  done
   for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do
     s="${SELECTED[i]}"
     case "$s" in
       kafka-*)
         kafka_node "${s#kafka-}"
-        down_kafka | sed "s/^kafka     /$s   /"
+        if [[ -n "${signalled[$s]:-}" ]] && ! kafka_running; then # already gone
+          rm -f "$KAFKA_PID" "$KAFKA_READY"
+          say "$s" "$HOST:$KAFKA_PORT" stopped
+        else
+          down_kafka | sed "s/^kafka     /$s   /"
+        fi
         ;;
       redis-*)
         redis_node "${s#redis-}"

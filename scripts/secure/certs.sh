@@ -2,7 +2,7 @@
 # Certificates of the secure local stack, made with openssl: a local CA and one server
 # certificate for PostgreSQL, Redis and Kafka on this machine.
 #
-#   scripts/secure/certs.sh DIR
+#   scripts/secure/certs.sh DIR [CLIENT ...]
 #
 # writes, when missing or expiring within 30 days (a new CA re-issues the server
 # certificate):
@@ -12,6 +12,8 @@
 #                   as the Kafka broker's client certificate towards its controller listener
 #   DIR/server.key  its key (PKCS#8, unencrypted, mode 600)
 #   DIR/server.pem  key then certificate, the PEM keystore Kafka reads
+#   DIR/client-NAME.crt, DIR/client-NAME.key   a client certificate with CN=NAME for each
+#                   NAME given after DIR (PostgreSQL maps the CN to the role it logs in as)
 #
 # EC P-256 keys: every client here (Go, Java, librdkafka, libpq, hiredis) speaks it, and
 # keys and handshakes are cheap on a two-core machine. Run by `STACK_SECURE=1
@@ -19,7 +21,8 @@
 # they restart.
 set -euo pipefail
 
-DIR="${1:?usage: certs.sh DIR}"
+DIR="${1:?usage: certs.sh DIR [CLIENT ...]}"
+shift
 mkdir -p "$DIR"
 cd "$DIR"
 
@@ -64,6 +67,30 @@ EOF
   cat server.key server.crt >server.pem
   echo "certs: issued the server certificate (localhost, 127.0.0.1) in $DIR"
 fi
+# A client certificate per name, unless a valid one of the current CA is there.
+for name in "$@"; do
+  crt="client-$name.crt" key="client-$name.key"
+  if valid "$crt" && [[ -s "$key" ]] && openssl verify -CAfile ca.crt "$crt" >/dev/null 2>&1; then
+    continue
+  fi
+  openssl req -new -noenc -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+    -keyout "$key" -out "client-$name.csr" -subj "/O=stock local stack/CN=$name" 2>/dev/null
+  openssl x509 -req -in "client-$name.csr" -CA ca.crt -CAkey ca.key -set_serial "$(serial)" \
+    -days "$SERVER_DAYS" -out "$crt" -extfile <(
+      cat <<'EOF'
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=clientAuth
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+EOF
+    ) 2>/dev/null
+  rm -f "client-$name.csr"
+  chmod 644 "$crt"
+  chmod 600 "$key"
+  echo "certs: issued the client certificate CN=$name in $DIR"
+done
+
 # The certificates are public; keys stay 600.
 chmod 644 ca.crt server.crt
 chmod 600 ca.key server.key server.pem

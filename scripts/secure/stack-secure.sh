@@ -45,7 +45,6 @@ TOPIC_CHECKPOINTS=stock.producer.checkpoints
 TOPIC_DLQ=stock.levels.v1.dlq
 PROJECTOR_GROUP=stock-projector
 PRODUCER_TXN_PREFIX=stock-producer-
-REDIS_KEYS='stock:*'
 
 ALL_SERVICES=(postgres redis kafka) # no Prometheus in this profile
 # Light: this broker runs beside the plaintext one on two cores and serves tests only.
@@ -68,7 +67,9 @@ prepare_up() {
   command -v openssl >/dev/null || apt_install openssl
   mkdir -p "$SECRETS_DIR"
   chmod 700 "$SECRETS_DIR"
-  bash "$SECURE_SRC/certs.sh" "$TLS_DIR"
+  # The producer's role logs in to PostgreSQL with a client certificate as well as its
+  # password; the writer's certificate is there for the test that it opens no other role.
+  bash "$SECURE_SRC/certs.sh" "$TLS_DIR" "$PG_CDC" "$PG_WRITER"
   local n
   for n in "pg-stock" "pg-$PG_WRITER" "pg-$PG_CDC" \
     "kafka-$KAFKA_ADMIN" "kafka-$KAFKA_BROKER" "kafka-$KAFKA_PRODUCER" "kafka-$KAFKA_PROJECTOR" \
@@ -105,11 +106,14 @@ EOF
 pg_config_hook() {
   as_pg sh -c 'umask 077 && cat >"$1"' _ "$PG_DATA/server.key" <"$TLS_DIR/server.key"
   as_pg sh -c 'cat >"$1"' _ "$PG_DATA/server.crt" <"$TLS_DIR/server.crt"
+  as_pg sh -c 'cat >"$1"' _ "$PG_DATA/ca.crt" <"$CA_FILE"
   as_pg tee -a "$PG_DATA/stack.conf" >/dev/null <<'EOF'
 # The secure profile: TLS for every TCP client, passwords as SCRAM verifiers.
 ssl = on
 ssl_cert_file = 'server.crt'
 ssl_key_file = 'server.key'
+# The CA client certificates must come from (the CDC role's line in pg_hba.conf).
+ssl_ca_file = 'ca.crt'
 ssl_min_protocol_version = 'TLSv1.2'
 password_encryption = 'scram-sha-256'
 EOF
@@ -119,12 +123,15 @@ EOF
 # Written by scripts/stack.sh (STACK_SECURE=1) on every start; edits are lost.
 # TYPE    DATABASE  USER  ADDRESS       METHOD
 local     all       all                 peer
+# The producer's role: its password and a client certificate of the local CA whose CN is
+# the role's name (clientcert=verify-full), so a leaked password alone opens nothing.
+hostssl   all       stock_cdc 127.0.0.1/32 scram-sha-256 clientcert=verify-full
 hostssl   all       all   127.0.0.1/32  scram-sha-256
 hostnossl all       all   127.0.0.1/32  reject
 EOF
 }
 
-pg_status_note() { echo "TLS + scram-sha-256; roles stock, $PG_WRITER, $PG_CDC (passwords in $SECRETS_DIR)"; }
+pg_status_note() { echo "TLS + scram-sha-256 (and a client certificate for $PG_CDC); roles stock, $PG_WRITER, $PG_CDC (passwords in $SECRETS_DIR)"; }
 
 # pg_psql DB: run the SQL on stdin as the cluster's superuser over the local socket.
 pg_psql() {
@@ -201,22 +208,14 @@ redis_cli() {
 # sha256 of a password, the form redis.conf may hold instead of the password.
 redis_hash() { printf '%s' "$(secret "redis-$1")" | sha256sum | cut -d' ' -f1; }
 
-# The ACL rule sets (docs/security.md). Each user may touch only the keys under the
-# stock: prefix, and only with the commands its program sends (internal/stockstore: the
-# commands below, the ones the Lua scripts call, which Redis checks against the caller's
-# rules too, and SCRIPT LOAD when Redis lost a script). A command stockstore starts using
-# must be added here.
-REDIS_PROJECTOR_RULES="resetkeys ~$REDIS_KEYS resetchannels -@all +ping +eval +evalsha +script|load
- +get +set +setnx +incr +exists +del +unlink +scan +pexpire
- +hget +hgetall +hmget +hset +hdel
- +zadd +zrem +zcard +zcount +zrange +zrangebyscore +zrangebylex +zremrangebyrank"
-# Read-only, twice over: no writing command, and %R~ lets the commands only read keys.
-# EVALSHA declares its keys read-write (a script may write), so it gets a selector of its
-# own with the keys' full permission; the commands a script runs are still checked
-# against the rules above, which allow only reads.
-REDIS_API_RULES="resetkeys %R~$REDIS_KEYS resetchannels -@all +ping +script|load
- +get +exists +hget +hgetall +zcard +zcount +zrange +zrangebyscore +zrangebylex
- \"(~$REDIS_KEYS +evalsha)\""
+# redis_rules USER: the ACL rules of USER in scripts/secure/redis-acl.rules, the selector in
+# parentheses quoted as redis.conf wants it.
+redis_rules() {
+  local rules
+  rules="$(sed -n "s/^$1: //p" "$SECURE_SRC/redis-acl.rules")"
+  [[ -n "$rules" ]] || die "no ACL rules for $1 in $SECURE_SRC/redis-acl.rules"
+  printf '%s' "$rules" | sed 's/(\([^)]*\))/"(\1)"/g'
+}
 
 redis_write_config() {
   (
@@ -243,8 +242,8 @@ appendonly no
 # Users: nobody without a password; passwords as sha256 (#...), never in clear here.
 user default off resetkeys resetchannels -@all
 user $REDIS_ADMIN on #$(redis_hash "$REDIS_ADMIN") ~* &* +@all
-user $REDIS_PROJECTOR on #$(redis_hash "$REDIS_PROJECTOR") ${REDIS_PROJECTOR_RULES//$'\n'/}
-user $REDIS_API on #$(redis_hash "$REDIS_API") ${REDIS_API_RULES//$'\n'/}
+user $REDIS_PROJECTOR on #$(redis_hash "$REDIS_PROJECTOR") $(redis_rules "$REDIS_PROJECTOR")
+user $REDIS_API on #$(redis_hash "$REDIS_API") $(redis_rules "$REDIS_API")
 EOF
   )
 }
@@ -347,6 +346,8 @@ cmd_env() {
     "STOCK_SECURE_PG_OWNER_PASSWORD_FILE=$SECRETS_DIR/pg-stock.password" \
     "STOCK_SECURE_PG_WRITER_PASSWORD_FILE=$SECRETS_DIR/pg-$PG_WRITER.password" \
     "STOCK_SECURE_PG_CDC_PASSWORD_FILE=$SECRETS_DIR/pg-$PG_CDC.password" \
+    "STOCK_SECURE_PG_CDC_CERT_FILE=$TLS_DIR/client-$PG_CDC.crt" \
+    "STOCK_SECURE_PG_CDC_KEY_FILE=$TLS_DIR/client-$PG_CDC.key" \
     "STOCK_SECURE_KAFKA_BROKERS=$HOST:$KAFKA_PORT" \
     "STOCK_SECURE_KAFKA_LIBS=$KAFKA_LIBS" \
     "STOCK_SECURE_KAFKA_PRODUCER_PASSWORD_FILE=$SECRETS_DIR/kafka-$KAFKA_PRODUCER.password" \

@@ -24,6 +24,29 @@ import (
 // when the test ends. It takes a second or two.
 func Cluster(t testing.TB) (redis.UniversalClient, []string) {
 	t.Helper()
+	addrs := createCluster(t, clusterSpec{
+		client: func(addr string) *redis.Client { return redis.NewClient(&redis.Options{Addr: addr}) },
+	})
+	cfg := stockstore.DefaultClientConfig()
+	cfg.Addrs, cfg.Cluster = addrs, true
+	rdb := stockstore.NewClient(cfg)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb, addrs
+}
+
+// clusterSpec says how createCluster starts and reaches the nodes.
+type clusterSpec struct {
+	nodeArgs func(port string) []string      // more redis-server arguments of a node
+	cliArgs  []string                        // more redis-cli arguments (TLS)
+	cliEnv   []string                        // redis-cli's environment (REDISCLI_AUTH)
+	client   func(addr string) *redis.Client // a client of one node, closed after use
+}
+
+// createCluster starts three masters on free ports in a temporary
+// directory, joins them with redis-cli --cluster create and waits until
+// the cluster is ok; it returns their addresses.
+func createCluster(t testing.TB, spec clusterSpec) []string {
+	t.Helper()
 	server, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server not found (scripts/stack.sh installs it): %v", err)
@@ -35,21 +58,30 @@ func Cluster(t testing.TB) (redis.UniversalClient, []string) {
 	dir := t.TempDir()
 	var addrs []string
 	for _, port := range freePorts(t, 3) {
-		startNode(t, server, dir, port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "5000")
+		args := []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"}
+		if spec.nodeArgs != nil {
+			args = append(args, spec.nodeArgs(port)...)
+		}
+		startNode(t, server, dir, port, args...)
 		addrs = append(addrs, "127.0.0.1:"+port)
 	}
 	ctx := context.Background()
-	for _, a := range addrs {
-		waitNode(t, a, func(c *redis.Client) error { return c.Ping(ctx).Err() })
+	wait := func(addr string, ok func(*redis.Client) error) {
+		c := spec.client(addr)
+		defer c.Close()
+		waitClient(t, addr, c, ok)
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	out, err := exec.Command(cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
-	if err != nil {
+	for _, a := range addrs {
+		wait(a, func(c *redis.Client) error { return c.Ping(ctx).Err() })
+	}
+	args := append(append(spec.cliArgs[:len(spec.cliArgs):len(spec.cliArgs)], "--cluster", "create"), addrs...)
+	cmd := exec.Command(cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...)
+	cmd.Env = append(os.Environ(), spec.cliEnv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("creating the cluster: %v\n%s", err, out)
 	}
 	for _, a := range addrs {
-		waitNode(t, a, func(c *redis.Client) error {
+		wait(a, func(c *redis.Client) error {
 			info, err := c.ClusterInfo(ctx).Result()
 			if err == nil && !strings.Contains(info, "cluster_state:ok") {
 				err = fmt.Errorf("cluster state not ok yet")
@@ -57,11 +89,7 @@ func Cluster(t testing.TB) (redis.UniversalClient, []string) {
 			return err
 		})
 	}
-	cfg := stockstore.DefaultClientConfig()
-	cfg.Addrs, cfg.Cluster = addrs, true
-	rdb := stockstore.NewClient(cfg)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb, addrs
+	return addrs
 }
 
 // startNode runs the machine's redis-server on port, without persistence,
@@ -105,6 +133,12 @@ func waitNode(t testing.TB, addr string, ok func(*redis.Client) error) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	defer c.Close()
+	waitClient(t, addr, c, ok)
+}
+
+// waitClient waits until ok succeeds with c, a client of the node at addr.
+func waitClient(t testing.TB, addr string, c *redis.Client, ok func(*redis.Client) error) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := ok(c)
