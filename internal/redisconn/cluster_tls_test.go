@@ -156,3 +156,28 @@ func toAny(ss []string) []any {
 	}
 	return out
 }
+
+// A Redis that asks every client for a certificate (mutual TLS): the
+// client the programs build from --redis-tls-ca-file, --redis-tls-cert-file
+// and --redis-tls-key-file is let in; without the certificate it is not.
+func TestMutualTLS(t *testing.T) {
+	ctx := context.Background()
+	certs := testenv.NewCerts(t)
+	addr := storetest.NodeTLS(t, certs.CAFile, certs.ServerCert, certs.ServerKey)
+	ping := func(tc tlsconf.Config) error {
+		c := Config{Addr: addr, Prefix: "stock:", TLS: tc}
+		cc, err := c.ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := stockstore.NewClient(cc)
+		defer rdb.Close()
+		return rdb.Ping(ctx).Err()
+	}
+	if err := ping(tlsconf.Config{CAFile: certs.CAFile, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}); err != nil {
+		t.Errorf("with the client certificate: %v", err)
+	}
+	if err := ping(tlsconf.Config{CAFile: certs.CAFile}); err == nil {
+		t.Error("without a client certificate: let in")
+	}
+}

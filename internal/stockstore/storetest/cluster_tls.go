@@ -3,8 +3,11 @@ package storetest
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -50,4 +53,29 @@ func adminClient(t testing.TB, addr, caFile, adminPassword string) *redis.Client
 	}
 	return redis.NewClient(&redis.Options{Addr: addr, Password: adminPassword,
 		TLSConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}})
+}
+
+// NodeTLS starts one Redis that speaks TLS only and asks every client for
+// a certificate of the CA in caFile (tls-auth-clients yes); its default
+// user has no password. It returns the node's address.
+func NodeTLS(t testing.TB, caFile, certFile, keyFile string) string {
+	t.Helper()
+	server, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found (scripts/stack.sh installs it): %v", err)
+	}
+	port := freePorts(t, 1)[0]
+	startNode(t, server, t.TempDir(), port, "--port", "0", "--tls-port", port,
+		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "yes")
+	addr := "127.0.0.1:" + port
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis with TLS on %s: %v", addr, err)
+		}
+	}
 }
