@@ -127,6 +127,10 @@ func TestClusterOverTLSWithACLUsers(t *testing.T) {
 	if _, err := writer.Apply(ctx, snaps); err != nil {
 		t.Fatalf("apply as the projector: %v", err)
 	}
+	// The failover check reads every master's replication id.
+	if id, err := writer.ReplicationID(ctx); err != nil || strings.Count(id, ",") != len(addrs)-1 {
+		t.Errorf("the cluster's replication id as the projector: %q, %v; want one id per master", id, err)
+	}
 	for _, s := range snaps {
 		p, err := reader.Get(ctx, s.ProductID)
 		if err != nil || p.OnHand != s.OnHand {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,13 +81,33 @@ func (s *Store) Waits() bool { return s.wait.replicas > 0 }
 // ReplicationID is the replication id of the Redis the store writes to
 // (INFO replication, master_replid). It changes when a replica is promoted
 // in the primary's place and when a primary restarts without its data: the
-// moments writes it acknowledged may be gone. On a Cluster, whose shards
-// each have their own, it is "" (not watched).
+// moments writes it acknowledged may be gone. On a Cluster it is the ids of
+// every master, sorted and joined: a failover of any shard changes it.
 func (s *Store) ReplicationID(ctx context.Context) (string, error) {
-	if s.buckets > 0 {
-		return "", nil
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return replicationID(ctx, s.rdb)
 	}
-	info, err := s.rdb.Info(ctx, "replication").Result()
+	var (
+		mu  sync.Mutex // ForEachMaster runs on the masters concurrently
+		ids []string
+	)
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		id, err := replicationID(ctx, c)
+		mu.Lock()
+		ids = append(ids, id)
+		mu.Unlock()
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ","), nil
+}
+
+func replicationID(ctx context.Context, c redis.Cmdable) (string, error) {
+	info, err := c.Info(ctx, "replication").Result()
 	if err != nil {
 		return "", fmt.Errorf("reading the replication id: %w", err)
 	}

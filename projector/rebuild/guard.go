@@ -133,7 +133,7 @@ func (g *Guard) watchFailover(ctx context.Context) {
 	defer cancel()
 	id, err := g.store.ReplicationID(cctx)
 	if err != nil || id == "" {
-		return // Redis down is the workers' to retry; a Cluster is not watched
+		return // Redis down is the workers' to retry
 	}
 	prev := g.replid
 	g.replid = id
