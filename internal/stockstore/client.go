@@ -99,7 +99,8 @@ func (c ClientConfig) Validate() error {
 }
 
 // NewClient returns a Redis client (a Cluster client with Cluster set, a
-// Sentinel-following one with SentinelMaster set) applying c's timeouts. It does not connect: the first command does.
+// Sentinel-following one with SentinelMaster set) applying c's timeouts.
+// It does not connect: the first command does.
 func NewClient(c ClientConfig) redis.UniversalClient {
 	// go-redis treats -1 as "no retries" and 0 as "the default (3)".
 	retries := c.MaxRetries
