@@ -39,7 +39,7 @@
 # can run at once whatever the plaintext variables say:
 #   SECURE_STACK_DIR        (default $STACK_DIR/secure, that is <repo>/.local/secure)
 #   SECURE_PG_PORT (15432), SECURE_REDIS_PORT (16379), SECURE_KAFKA_PORT (19092),
-#   SECURE_KAFKA_CONTROLLER_PORT (19093)
+#   SECURE_KAFKA_CONTROLLER_PORT (19093), SECURE_KAFKA_MTLS_PORT (19094, clients by certificate)
 # STACK_REPLICATED=1 is a third profile: Kafka only, as a KRaft cluster of KAFKA_NODES
 # (default 3) nodes for the replication tests (scripts/replicated/stack-replicated.sh):
 #   REPLICATED_STACK_DIR    (default $STACK_DIR/replicated)

@@ -14,7 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/stockpipe/stock/internal/kafkaconn"
 	"github.com/stockpipe/stock/internal/testenv"
+	"github.com/stockpipe/stock/internal/tlsconf"
 )
 
 // The topics, group and transactional id prefix the secure stack's ACLs
@@ -252,4 +254,42 @@ func TestKafkaProjectorPrincipal(t *testing.T) {
 		}
 		refused(t, "joining another group", err, "", time.Since(start), "GROUP_AUTHORIZATION_FAILED")
 	})
+}
+
+// The broker's MTLS listener takes a client certificate of the local CA
+// instead of a password, and its CN is the principal: the client the
+// programs build from --kafka-tls-ca-file, --kafka-tls-cert-file and
+// --kafka-tls-key-file, with the projector's certificate, reads what the
+// projector may read and is denied what it may not write. Without a
+// certificate the handshake fails.
+func TestKafkaMutualTLS(t *testing.T) {
+	s := testenv.Secure(t)
+	client := func(tc tlsconf.Config) *kgo.Client {
+		opts, err := kafkaconn.Config{Brokers: s.KafkaMTLSBrokers, TLS: tc}.Opts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl, err := kgo.NewClient(append(opts, kgo.RequestRetries(0), kgo.RetryTimeout(5*time.Second))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	projector := client(tlsconf.Config{CAFile: s.CAFile, CertFile: s.ProjectorCert, KeyFile: s.ProjectorKey})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*early)
+	defer cancel()
+	ends, err := kadm.NewClient(projector).ListEndOffsets(ctx, topicLevels)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("the projector's certificate reading %s's offsets: %v", topicLevels, err)
+	}
+	start := time.Now()
+	err = projector.ProduceSync(ctx, &kgo.Record{Topic: topicLevels, Key: []byte("SKU-MTLS"), Value: []byte("x")}).FirstErr()
+	refused(t, "the projector's certificate producing to "+topicLevels, err, "", time.Since(start), "TOPIC_AUTHORIZATION_FAILED")
+
+	_, took, err := listTopics(client(tlsconf.Config{CAFile: s.CAFile}))
+	refused(t, "no client certificate", err, "", took, "bad certificate")
 }

@@ -31,7 +31,12 @@ type SecureStack struct {
 	// and WriterKey another role's, which must not open the CDC role.
 	CDCCert, CDCKey       string
 	WriterCert, WriterKey string
-	passwords             map[string]string
+	// KafkaMTLSBrokers is the broker's listener that takes a client
+	// certificate instead of SCRAM; ProjectorCert and ProjectorKey are the
+	// certificate (CN=stock-projector) that is the projector's principal there.
+	KafkaMTLSBrokers            []string
+	ProjectorCert, ProjectorKey string
+	passwords                   map[string]string
 }
 
 // The principals of the secure profile, as scripts/secure/stack-secure.sh
@@ -71,6 +76,9 @@ func Secure(t testing.TB) *SecureStack {
 		CDCKey:       getenv("STOCK_SECURE_PG_CDC_KEY_FILE", filepath.Join(dir, "tls", "client-"+PGCDC+".key")),
 		passwords:    map[string]string{},
 	}
+	s.KafkaMTLSBrokers = strings.Split(getenv("STOCK_SECURE_KAFKA_MTLS_BROKERS", "127.0.0.1:19094"), ",")
+	s.ProjectorCert = getenv("STOCK_SECURE_KAFKA_PROJECTOR_CERT_FILE", filepath.Join(dir, "tls", "client-"+KafkaProjector+".crt"))
+	s.ProjectorKey = getenv("STOCK_SECURE_KAFKA_PROJECTOR_KEY_FILE", filepath.Join(dir, "tls", "client-"+KafkaProjector+".key"))
 	s.WriterCert = filepath.Join(filepath.Dir(s.CDCCert), "client-"+PGWriter+".crt")
 	s.WriterKey = filepath.Join(filepath.Dir(s.CDCCert), "client-"+PGWriter+".key")
 	files := map[string]string{
@@ -94,7 +102,7 @@ func Secure(t testing.TB) *SecureStack {
 		s.passwords[key] = strings.TrimSpace(string(b))
 	}
 	for what, f := range map[string]string{"the CA": s.CAFile, "the CDC role's certificate": s.CDCCert, "its key": s.CDCKey,
-		"the writer's certificate": s.WriterCert} {
+		"the writer's certificate": s.WriterCert, "the projector's certificate": s.ProjectorCert} {
 		if _, err := os.Stat(f); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", what, err))
 		}

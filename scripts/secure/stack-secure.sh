@@ -47,6 +47,7 @@ PROJECTOR_GROUP=stock-projector
 PRODUCER_TXN_PREFIX=stock-producer-
 
 ALL_SERVICES=(postgres redis kafka) # no Prometheus in this profile
+KAFKA_MTLS_PORT="${SECURE_KAFKA_MTLS_PORT:-19094}" # clients with a certificate instead of SCRAM
 # Light: this broker runs beside the plaintext one on two cores and serves tests only.
 KAFKA_HEAP_OPTS="${SECURE_KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}"
 KAFKA_PROBE_PROPS="$KAFKA_ADMIN_PROPS"
@@ -69,7 +70,8 @@ prepare_up() {
   chmod 700 "$SECRETS_DIR"
   # The producer's role logs in to PostgreSQL with a client certificate as well as its
   # password; the writer's certificate is there for the test that it opens no other role.
-  bash "$SECURE_SRC/certs.sh" "$TLS_DIR" "$PG_CDC" "$PG_WRITER"
+  # The projector's certificate is its principal on the broker's MTLS listener.
+  bash "$SECURE_SRC/certs.sh" "$TLS_DIR" "$PG_CDC" "$PG_WRITER" "$KAFKA_PROJECTOR"
   local n
   for n in "pg-stock" "pg-$PG_WRITER" "pg-$PG_CDC" \
     "kafka-$KAFKA_ADMIN" "kafka-$KAFKA_BROKER" "kafka-$KAFKA_PRODUCER" "kafka-$KAFKA_PROJECTOR" \
@@ -255,6 +257,7 @@ kafka_write_config() {
   tmpl="$(<"$SECURE_SRC/kafka-server.properties.tmpl")"
   tmpl="${tmpl//@KAFKA_PORT@/"$KAFKA_PORT"}"
   tmpl="${tmpl//@KAFKA_CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}"
+  tmpl="${tmpl//@KAFKA_MTLS_PORT@/"$KAFKA_MTLS_PORT"}"
   tmpl="${tmpl//@KAFKA_DATA_DIR@/"$KAFKA_DATA"}"
   tmpl="${tmpl//@TLS_DIR@/"$TLS_DIR"}"
   tmpl="${tmpl//@BROKER_PASSWORD@/"$(secret "kafka-$KAFKA_BROKER")"}"
@@ -349,6 +352,9 @@ cmd_env() {
     "STOCK_SECURE_PG_CDC_CERT_FILE=$TLS_DIR/client-$PG_CDC.crt" \
     "STOCK_SECURE_PG_CDC_KEY_FILE=$TLS_DIR/client-$PG_CDC.key" \
     "STOCK_SECURE_KAFKA_BROKERS=$HOST:$KAFKA_PORT" \
+    "STOCK_SECURE_KAFKA_MTLS_BROKERS=$HOST:$KAFKA_MTLS_PORT" \
+    "STOCK_SECURE_KAFKA_PROJECTOR_CERT_FILE=$TLS_DIR/client-$KAFKA_PROJECTOR.crt" \
+    "STOCK_SECURE_KAFKA_PROJECTOR_KEY_FILE=$TLS_DIR/client-$KAFKA_PROJECTOR.key" \
     "STOCK_SECURE_KAFKA_LIBS=$KAFKA_LIBS" \
     "STOCK_SECURE_KAFKA_PRODUCER_PASSWORD_FILE=$SECRETS_DIR/kafka-$KAFKA_PRODUCER.password" \
     "STOCK_SECURE_KAFKA_PROJECTOR_PASSWORD_FILE=$SECRETS_DIR/kafka-$KAFKA_PROJECTOR.password" \
