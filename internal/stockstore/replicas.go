@@ -53,7 +53,7 @@ func (s *Store) WaitForReplicas(n int, timeout time.Duration) error {
 
 // queueWait adds WAIT to pipe when the store waits for replicas.
 func (s *Store) queueWait(ctx context.Context, pipe redis.Pipeliner) *redis.Cmd {
-	if s.wait.replicas == 0 {
+	if !s.Waits() {
 		return nil
 	}
 	// Pipeliner lacks go-redis's Wait; it is the same command.

@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +23,14 @@ const ReplicatedStartHint = "start it with STACK_REPLICATED=1 scripts/stack.sh u
 // (STACK_REPLICATED=1 scripts/stack.sh; scripts/replicated/stack-replicated.sh):
 // three KRaft nodes, node N listening on 29092+100*(N-1) unless
 // STOCK_REPLICATED_KAFKA_BROKERS says otherwise (node N is the Nth address);
-// and a Redis primary and replica (26379, 26380) under a Sentinel (26381)
+// and a Redis primary and replica (RedisNodes, 26379 and 26380) under a Sentinel (26381)
 // that knows the primary as Master.
 type ReplicatedStack struct {
-	Brokers   []string
-	Sentinels []string
-	Master    string
-	root      string // the repository, for scripts/stack.sh
+	Brokers    []string
+	RedisNodes []string // node N is the Nth (redis-N)
+	Sentinels  []string
+	Master     string
+	root       string // the repository, for scripts/stack.sh
 }
 
 // Replicated returns the cluster after checking that every node answers.
@@ -39,10 +40,11 @@ func Replicated(t testing.TB) *ReplicatedStack {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	r := &ReplicatedStack{
-		Brokers:   strings.Split(getenv("STOCK_REPLICATED_KAFKA_BROKERS", "127.0.0.1:29092,127.0.0.1:29192,127.0.0.1:29292"), ","),
-		Sentinels: strings.Split(getenv("STOCK_REPLICATED_REDIS_SENTINELS", "127.0.0.1:26381"), ","),
-		Master:    getenv("STOCK_REPLICATED_REDIS_MASTER", "stock"),
-		root:      filepath.Join(filepath.Dir(file), "..", ".."),
+		Brokers:    strings.Split(getenv("STOCK_REPLICATED_KAFKA_BROKERS", "127.0.0.1:29092,127.0.0.1:29192,127.0.0.1:29292"), ","),
+		RedisNodes: strings.Split(getenv("STOCK_REPLICATED_REDIS_NODES", "127.0.0.1:26379,127.0.0.1:26380"), ","),
+		Sentinels:  strings.Split(getenv("STOCK_REPLICATED_REDIS_SENTINELS", "127.0.0.1:26381"), ","),
+		Master:     getenv("STOCK_REPLICATED_REDIS_MASTER", "stock"),
+		root:       filepath.Join(filepath.Dir(file), "..", ".."),
 	}
 	if problems := unanswered(append(r.Brokers, r.Sentinels...)...); len(problems) > 0 {
 		notUp(t, fmt.Sprintf("the replicated stack is not up (%s): %s", ReplicatedStartHint, strings.Join(problems, "; ")))
@@ -87,10 +89,10 @@ func (r *ReplicatedStack) RedisPrimary(t testing.TB) (service, addr string) {
 	if err != nil || len(hp) != 2 {
 		t.Fatalf("asking the sentinel for the primary %s: %v", r.Master, err)
 	}
-	port, err := strconv.Atoi(hp[1])
-	if err != nil {
-		t.Fatal(err)
+	addr = net.JoinHostPort(hp[0], hp[1])
+	i := slices.Index(r.RedisNodes, addr)
+	if i < 0 {
+		t.Fatalf("the sentinel's primary %s is none of the nodes %v", addr, r.RedisNodes)
 	}
-	// Node N listens on 26379+N-1 (scripts/replicated/stack-replicated.sh).
-	return fmt.Sprintf("redis-%d", port-26379+1), net.JoinHostPort(hp[0], hp[1])
+	return fmt.Sprintf("redis-%d", i+1), addr
 }

@@ -50,7 +50,7 @@ kafka_node() {
   KAFKA_LOGS="$KAFKA_DIR/logs"
   KAFKA_PID="$KAFKA_DIR/kafka.pid"
   KAFKA_READY="$KAFKA_DIR/ready"
-  KAFKA_PORT=$((REPLICATED_KAFKA_PORT + 100 * ($1 - 1)))
+  KAFKA_PORT="$(node_port "$1")"
   KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 }
 
@@ -231,6 +231,9 @@ cmd_env() {
   local n brokers=""
   for ((n = 1; n <= KAFKA_NODES; n++)); do brokers+="${brokers:+,}$HOST:$(node_port "$n")"; done
   printf 'export STOCK_REPLICATED_KAFKA_BROKERS=%q\n' "$brokers"
+  local nodes=""
+  for ((n = 1; n <= REDIS_NODES; n++)); do nodes+="${nodes:+,}$HOST:$((REPLICATED_REDIS_PORT + n - 1))"; done
+  printf 'export STOCK_REPLICATED_REDIS_NODES=%q\n' "$nodes"
   printf 'export STOCK_REPLICATED_REDIS_SENTINELS=%q\n' "$HOST:$SENTINEL_PORT"
   printf 'export STOCK_REPLICATED_REDIS_MASTER=%q\n' "$SENTINEL_MASTER"
 }

@@ -47,14 +47,7 @@ type clusterSpec struct {
 // the cluster is ok; it returns their addresses.
 func createCluster(t testing.TB, spec clusterSpec) []string {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (scripts/stack.sh installs it): %v", err)
-	}
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("redis-cli not found: %v", err)
-	}
+	cli := redisTool(t, "redis-cli")
 	dir := t.TempDir()
 	var addrs []string
 	for _, port := range freePorts(t, 3) {
@@ -62,7 +55,7 @@ func createCluster(t testing.TB, spec clusterSpec) []string {
 		if spec.nodeArgs != nil {
 			args = append(args, spec.nodeArgs(port)...)
 		}
-		startNode(t, server, dir, port, args...)
+		startNode(t, dir, port, args...)
 		addrs = append(addrs, "127.0.0.1:"+port)
 	}
 	ctx := context.Background()
@@ -92,11 +85,22 @@ func createCluster(t testing.TB, spec clusterSpec) []string {
 	return addrs
 }
 
+// redisTool is the path of one of the machine's Redis programs.
+func redisTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not found (scripts/stack.sh installs it): %v", name, err)
+	}
+	return p
+}
+
 // startNode runs the machine's redis-server on port, without persistence,
 // in a folder of its own under dir, with extra arguments; it is stopped when
 // the test ends.
-func startNode(t testing.TB, server, dir, port string, extra ...string) *exec.Cmd {
+func startNode(t testing.TB, dir, port string, extra ...string) *exec.Cmd {
 	t.Helper()
+	server := redisTool(t, "redis-server")
 	nodeDir := filepath.Join(dir, port)
 	if err := os.Mkdir(nodeDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"net"
 	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -60,12 +59,8 @@ func adminClient(t testing.TB, addr, caFile, adminPassword string) *redis.Client
 // user has no password. It returns the node's address.
 func NodeTLS(t testing.TB, caFile, certFile, keyFile string) string {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (scripts/stack.sh installs it): %v", err)
-	}
 	port := freePorts(t, 1)[0]
-	startNode(t, server, t.TempDir(), port, "--port", "0", "--tls-port", port,
+	startNode(t, t.TempDir(), port, "--port", "0", "--tls-port", port,
 		"--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", caFile, "--tls-auth-clients", "yes")
 	addr := "127.0.0.1:" + port
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {

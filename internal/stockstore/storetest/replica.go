@@ -26,14 +26,10 @@ type Replicated struct {
 // replica is in sync. Both are stopped when the test ends.
 func PrimaryReplica(t testing.TB) Replicated {
 	t.Helper()
-	server, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found (scripts/stack.sh installs it): %v", err)
-	}
 	dir := t.TempDir()
 	ports := freePorts(t, 2)
-	startNode(t, server, dir, ports[0])
-	replica := startNode(t, server, dir, ports[1], "--replicaof", "127.0.0.1", ports[0])
+	startNode(t, dir, ports[0])
+	replica := startNode(t, dir, ports[1], "--replicaof", "127.0.0.1", ports[0])
 	ctx := context.Background()
 	waitNode(t, "127.0.0.1:"+ports[1], func(c *redis.Client) error {
 		info, err := c.Info(ctx, "replication").Result()
