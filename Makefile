@@ -74,6 +74,12 @@ bench-debezium-series:
 
 # Producer alone: snapshot rows/s, streaming rows/s, one large transaction,
 # commit-to-Kafka latency at 1,000/s and at the writers' maximum.
+# What the catalog's size does to the producer (scripts/bench-sizing.sh):
+#   make bench-sizing PRODUCTS=100000 WAREHOUSES=100 BEFORE=e7d9403^ BENCH_ARGS="--runs=3"
+.PHONY: bench-sizing
+bench-sizing:
+	@PRODUCTS=$(PRODUCTS) WAREHOUSES=$(WAREHOUSES) BEFORE=$(BEFORE) bash scripts/bench-sizing.sh $(BENCH_ARGS)
+
 .PHONY: bench-producer
 bench-producer: build
 	@bash scripts/stack.sh up

@@ -109,6 +109,7 @@ type cli struct {
 	Pipeline  pipelineCmd  `cmd:"" help:"Benchmark producer, projector and query API end to end."`
 	Debezium  debeziumCmd  `cmd:"" help:"Benchmark our producer against Debezium's PostgreSQL connector."`
 	Producer  ownFlags     `cmd:"" passthrough:"" help:"Benchmark the producer alone: snapshot, streaming, one large transaction, commit-to-Kafka latency."`
+	Sizing    ownFlags     `cmd:"" passthrough:"" help:"Benchmark what the catalog's size does to the producer: first start, streaming at the writers' maximum, restart, state rebuild; one or more binaries side by side."`
 	Projector ownFlags     `cmd:"" passthrough:"" help:"Benchmark the projector's Redis writes (apply) and a rebuild."`
 	API       ownFlags     `cmd:"" name:"api" passthrough:"" help:"Benchmark the query API beside the same reads straight from Redis."`
 	Summarize summarizeCmd `cmd:"" help:"Median, minimum and maximum over several runs' result files, as markdown tables."`
@@ -171,6 +172,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return summarize(c.Summarize.Files, stdout)
 	case "producer":
 		return producerbench.Run(ctx, c.Producer.Args, stdout, stderr)
+	case "sizing":
+		return producerbench.RunSizing(ctx, c.Sizing.Args, stdout, stderr)
 	case "projector":
 		return projectorbench.Run(ctx, c.Projector.Args, stdout, stderr)
 	case "api":

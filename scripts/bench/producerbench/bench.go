@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/stockpipe/stock/internal/inventorydb"
 	"github.com/stockpipe/stock/schemas"
 	"github.com/stockpipe/stock/scripts/bench/proc"
 )
@@ -32,6 +33,14 @@ type bench struct {
 	name    string
 	pool    *pgxpool.Pool
 	changes atomic.Int64
+	// products and warehouses the writers draw from: the seeded catalog.
+	products, warehouses int
+	// stateless runs a producer from before the state store, which has no
+	// --state-dir (bench sizing compares the two designs).
+	stateless bool
+	// logWait bounds the wait for a log line (0: 5 minutes); a snapshot of
+	// 100M rows takes more.
+	logWait time.Duration
 }
 
 func newBench(ctx context.Context, c config, out io.Writer) (*bench, error) {
@@ -41,12 +50,17 @@ func newBench(ctx context.Context, c config, out io.Writer) (*bench, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connecting to postgres: %w", err)
 	}
-	var rows int64
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM inventory_levels`).Scan(&rows); err != nil || rows == 0 {
+	bn := &bench{c: c, out: out, name: "bench_" + hex.EncodeToString(b[:]), pool: pool}
+	// The seeder's catalog is dense (SKU-000001.., WH-01..), so the counts
+	// are the ranges the writers draw from.
+	var seeded bool
+	err = pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM warehouses),
+		EXISTS (SELECT 1 FROM inventory_levels)`).Scan(&bn.products, &bn.warehouses, &seeded)
+	if err != nil || !seeded {
 		pool.Close()
 		return nil, fmt.Errorf("inventory_levels is empty or missing (seed it first): %v", err)
 	}
-	return &bench{c: c, out: out, name: "bench_" + hex.EncodeToString(b[:]), pool: pool}, nil
+	return bn, nil
 }
 
 // stateDir is the producer's state store: one per run, kept across the
@@ -84,7 +98,8 @@ func (b *bench) close() {
 // producer is a running producer process and its JSON log.
 type producer struct {
 	*proc.Proc
-	log string
+	log  string
+	wait time.Duration
 }
 
 // stopTimeout bounds a producer's shutdown: it is stopped only once the
@@ -93,13 +108,20 @@ const stopTimeout = time.Minute
 
 func (b *bench) startProducer(ctx context.Context) (*producer, error) {
 	name := fmt.Sprintf("%s-%d", b.name, time.Now().UnixNano())
-	p, err := proc.Start(name, os.TempDir(), b.c.producerBin, "--postgres-url", b.c.pgURL, "--brokers", b.c.brokers,
-		"--slot", b.name, "--publication", b.name, "--topic-prefix", b.name+".", "--metrics-addr", "",
-		"--state-dir", b.stateDir())
+	args := []string{"--postgres-url", b.c.pgURL, "--brokers", b.c.brokers,
+		"--slot", b.name, "--publication", b.name, "--topic-prefix", b.name + ".", "--metrics-addr", ""}
+	if !b.stateless {
+		args = append(args, "--state-dir", b.stateDir())
+	}
+	p, err := proc.Start(name, os.TempDir(), b.c.producerBin, args...)
 	if err != nil {
 		return nil, err
 	}
-	return &producer{Proc: p, log: filepath.Join(os.TempDir(), name+".log")}, nil
+	wait := b.logWait
+	if wait == 0 {
+		wait = 5 * time.Minute
+	}
+	return &producer{Proc: p, log: filepath.Join(os.TempDir(), name+".log"), wait: wait}, nil
 }
 
 func (p *producer) stop() error {
@@ -120,7 +142,7 @@ func (p *producer) cpuSeconds() (float64, error) {
 
 // logLine waits for a log message and returns its fields.
 func (p *producer) logLine(ctx context.Context, msg string) (map[string]any, error) {
-	deadline := time.Now().Add(5 * time.Minute)
+	deadline := time.Now().Add(p.wait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if done, _ := p.Exited(); done {
 			return nil, fmt.Errorf("producer exited; log %s", p.log)
@@ -307,8 +329,8 @@ func (b *bench) latencyPhase(ctx context.Context, rate int, d time.Duration) (la
 						return
 					}
 				}
-				p := fmt.Sprintf("SKU-%06d", 1+rng.IntN(10000))
-				wh := fmt.Sprintf("WH-%02d", 1+rng.IntN(20))
+				p := inventorydb.ProductID(1 + rng.IntN(b.products))
+				wh := inventorydb.WarehouseID(1 + rng.IntN(b.warehouses))
 				if _, err := b.pool.Exec(wctx, `SELECT stock_adjust($1, $2, 1, 'bench', 'bench-lat')`, p, wh); err == nil {
 					writes.Add(1)
 				}

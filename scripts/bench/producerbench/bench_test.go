@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,5 +76,74 @@ func TestProducerExitAtStartIsReported(t *testing.T) {
 	}
 	if _, err := os.Stat(p.log); err != nil {
 		t.Errorf("log of a failed producer not kept: %v", err)
+	}
+}
+
+// A producer from before the state store has no --state-dir: the sizing
+// benchmark tells the two apart by the help text and starts each with the
+// flags it has.
+func TestSizingStartsEachDesignWithItsFlags(t *testing.T) {
+	b := fakeProducer(t, `case "$*" in *--help*) echo "--state-dir=STRING";; *) echo "$*" >"$0.args";; esac`)
+	if !hasStateStore(b.c.producerBin) {
+		t.Fatal("a producer whose help lists --state-dir was taken for one without a store")
+	}
+	before := fakeProducer(t, `case "$*" in *--help*) echo "--slot=STRING";; *) echo "$*" >"$0.args";; esac`)
+	if hasStateStore(before.c.producerBin) {
+		t.Fatal("a producer whose help lacks --state-dir was taken for one with a store")
+	}
+	before.stateless = true
+	for _, c := range []struct {
+		b         *bench
+		wantStore bool
+	}{{b, true}, {before, false}} {
+		p, err := c.b.startProducer(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(t.Context(), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		args, err := os.ReadFile(c.b.c.producerBin + ".args")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(string(args), "--state-dir"); got != c.wantStore {
+			t.Errorf("started with %q: --state-dir given = %v, want %v", args, got, c.wantStore)
+		}
+	}
+}
+
+// A producer whose memory passes the cap is killed, and the run says so.
+func TestSizingKillsAProducerOverTheCap(t *testing.T) {
+	b := fakeProducer(t, `trap 'exit 0' TERM
+while :; do sleep 0.05; done
+`)
+	b.c.brokers = "127.0.0.1:1" // no Kafka: the record count says -1
+	p, err := b.startProducer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop(time.Second) })
+	capped := b.watchRSS(t.Context(), p, 0.01)
+	if err := p.Wait(t.Context(), 10*time.Second); err == nil {
+		t.Fatal("the producer over the cap exited cleanly; want killed")
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	msg := capped()
+	for msg == "" && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		msg = capped()
+	}
+	if !strings.HasPrefix(msg, "killed at ") {
+		t.Fatalf("cap message %q, want it to start with %q", msg, "killed at ")
+	}
+}
+
+func TestDistribution(t *testing.T) {
+	if got, want := distribution([]float64{300, 100, 200}), "200 (100-300, n=3)"; got != want {
+		t.Errorf("distribution = %q, want %q", got, want)
+	}
+	if got := distribution(nil); got != "-" {
+		t.Errorf("distribution of nothing = %q, want -", got)
 	}
 }

@@ -177,7 +177,7 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		return err
 	}
 	printResult(out, res)
-	return save(out, c.outDir, res)
+	return save(out, c.outDir, "producer", res.When, res)
 }
 
 func printResult(out io.Writer, r result) {
@@ -197,12 +197,13 @@ func printResult(out io.Writer, r result) {
 	fmt.Fprintf(out, "  producer CPU     %9.1f s per million changes (phases 4-5)\n", r.CPUPerMillion)
 }
 
-func save(out io.Writer, dir string, r result) error {
+// save writes v as dir/kind-<when>.json.
+func save(out io.Writer, dir, kind string, when time.Time, v any) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	name := filepath.Join(dir, "producer-"+r.When.Format("20060102T150405Z")+".json")
-	b, err := json.MarshalIndent(r, "", "  ")
+	name := filepath.Join(dir, kind+"-"+when.UTC().Format("20060102T150405Z")+".json")
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
