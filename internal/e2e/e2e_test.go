@@ -15,8 +15,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +123,9 @@ func (p *proc) waitLog(t *testing.T, s string, timeout time.Duration) {
 	}
 }
 
+// resume continues a process stopped with SIGSTOP.
+func (p *proc) resume() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
+
 func (p *proc) stop() {
 	if p.cmd.ProcessState != nil {
 		return
@@ -164,6 +169,11 @@ type pipelineOpts struct {
 	// redis are the projector's and query API's Redis flags (nil:
 	// --redis-addr of the local stack); projector more projector flags.
 	redis, projector []string
+	// api are more query API flags.
+	api []string
+	// holdProjector stops the projector (SIGSTOP) before the producer
+	// starts; the test resumes it (p.projector.resume).
+	holdProjector bool
 }
 
 // startPipelineWith is startPipeline with opts.
@@ -185,7 +195,14 @@ func startPipelineWith(t *testing.T, conn *pgx.Conn, opts pipelineOpts) pipeline
 		"--brokers", brokers, "--topic", prefix + "stock.levels.v1", "--group", name,
 		"--redis-prefix", name + ":", "--metrics-addr", metrics}, redisArgs...), opts.projector...)...)
 	qa := start(t, "query-api", append([]string{"--addr", api, "--redis-prefix", name + ":",
-		"--levels-topic", prefix + "stock.levels.v1"}, redisArgs...)...)
+		"--levels-topic", prefix + "stock.levels.v1"}, slices.Concat(redisArgs, opts.api)...)...)
+	if opts.holdProjector {
+		if err := pj.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// A stopped process ignores the SIGINT that ends the test.
+		t.Cleanup(pj.resume)
+	}
 	// The producer starts last, as on a fresh system where the projector
 	// comes up before the topics exist.
 	stateDir := t.TempDir()
@@ -347,21 +364,7 @@ func TestWalkingSkeleton(t *testing.T) {
 	})
 
 	t.Run("ready while the projector runs", func(t *testing.T) {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			resp, err := http.Get(p.api + "/readyz")
-			if err == nil {
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("/readyz = %d %s", resp.StatusCode, body)
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
+		waitReady(t, p.api, "ready while the projector runs")
 	})
 
 	t.Run("bulk answers found and not found", func(t *testing.T) {
