@@ -138,12 +138,3 @@ while :; do sleep 0.05; done
 		t.Fatalf("cap message %q, want it to start with %q", msg, "killed at ")
 	}
 }
-
-func TestDistribution(t *testing.T) {
-	if got, want := distribution([]float64{300, 100, 200}), "200 (100-300, n=3)"; got != want {
-		t.Errorf("distribution = %q, want %q", got, want)
-	}
-	if got := distribution(nil); got != "-" {
-		t.Errorf("distribution of nothing = %q, want -", got)
-	}
-}

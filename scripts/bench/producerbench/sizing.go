@@ -8,13 +8,14 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/stockpipe/stock/scripts/bench/summary"
 )
 
 // `bench sizing` (make bench-sizing) measures what the size of the catalog
@@ -24,7 +25,8 @@ import (
 // the writers' maximum over the whole catalog, a clean restart, and a
 // restart with the state store removed (its rebuild from Kafka). Each run
 // starts every binary afresh on a slot, topics and store of its own, in an
-// order rotated per run, and the table gives median (min-max) per figure.
+// order rotated per run, and the table gives median (min-max), n per figure
+// (summary.Of, as bench summarize).
 // A binary whose resident memory passes --rss-cap-mib is killed, and the run
 // says how far its snapshot had come: that is the figure for a design that
 // does not fit the machine.
@@ -297,7 +299,12 @@ func printSizing(out io.Writer, bins []binary, all []sizingRun) {
 					v = append(v, f.get(r))
 				}
 			}
-			fmt.Fprintf(out, " %s |", distribution(v))
+			d := summary.Of(v)
+			if d.N == 0 {
+				fmt.Fprint(out, " - |")
+				continue
+			}
+			fmt.Fprintf(out, " %s, n=%d |", d, d.N)
 		}
 		fmt.Fprintln(out)
 	}
@@ -306,19 +313,4 @@ func printSizing(out io.Writer, bins []binary, all []sizingRun) {
 			fmt.Fprintf(out, "run %d, %s: %s\n", r.Run, r.Label, r.Capped)
 		}
 	}
-}
-
-// distribution formats median (min-max, n) of v, or "-" when empty.
-func distribution(v []float64) string {
-	if len(v) == 0 {
-		return "-"
-	}
-	slices.Sort(v)
-	f := func(x float64) string {
-		if x >= 100 {
-			return fmt.Sprintf("%.0f", x)
-		}
-		return fmt.Sprintf("%.2f", x)
-	}
-	return fmt.Sprintf("%s (%s-%s, n=%d)", f(v[len(v)/2]), f(v[0]), f(v[len(v)-1]), len(v))
 }
