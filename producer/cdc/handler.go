@@ -91,8 +91,10 @@ func (h *handler) add(ctx context.Context, r *kgo.Record) error {
 func (h *handler) spillAt() int64 { return h.stateBudget / 2 }
 
 // holdLimit is how many records the handler holds before it waits for the
-// committer, bounding memory when Kafka is slower than the stream.
-func (h *handler) holdLimit() int { return max(4*h.cfg.BatchMaxRecords, 10_000) }
+// committer, bounding memory when Kafka is slower than the stream: one
+// batch's worth (four held 60,000 records more of a million-row source
+// transaction; docs/producer.md, "Memory").
+func (h *handler) holdLimit() int { return max(h.cfg.BatchMaxRecords, 10_000) }
 
 // handOver gives the batch in hand to the committer, waiting until it
 // takes it: the whole batch between source transactions; inside one, a part

@@ -57,7 +57,10 @@ func NewWriter(ctx context.Context, opts []kgo.Opt, transactionalID, checkpointT
 		kgo.TransactionTimeout(transactionTimeout),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
-		kgo.MaxBufferedRecords(100_000),
+		// A batch's worth (--batch-max-records' default): the parts of a
+		// large source transaction wait for the broker here, not in memory
+		// (docs/producer.md, "Memory").
+		kgo.MaxBufferedRecords(20_000),
 		// Transactions follow each other within milliseconds, and the
 		// broker answers CONCURRENT_TRANSACTIONS until it wrote the previous
 		// one's markers (a millisecond or two here). The client's defaults

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -89,5 +90,33 @@ func TestAlertsAcrossRowsAddedAndRemoved(t *testing.T) {
 	}
 	if got[1].WarehouseID != nil || got[1].Kind != schemas.AlertLowStock || got[1].PreviousStatus != schemas.StatusInStock {
 		t.Fatalf("second alert %+v, want the product IN_STOCK -> LOW_STOCK", got[1])
+	}
+}
+
+// Every row keeps its own status, the first and the last included, whatever
+// its warehouse id (an empty one too): the statuses are packed, and a row
+// read wrongly from them would cross where nothing did.
+func TestAlertsMatchEveryRow(t *testing.T) {
+	ids := []string{"", "WH-01", "WH-02", "WH-10"}
+	rows := func(onHand ...int32) []change.Row {
+		out := make([]change.Row, len(ids))
+		for i, id := range ids {
+			out[i] = row("P", id, onHand[i], 0, 0, 10)
+		}
+		return out
+	}
+	before := StatusesOf(rows(50, 5, 0, 50)) // IN, LOW, OUT, IN; product IN (105 > 40)
+	got := Alerts(before, Level("P", rows(0, 5, 0, 5) /* product LOW: 10 <= 40 */, position.Position{LSN: 2}, 2, time.Unix(0, 0), false))
+	var scopes []string
+	for _, a := range got {
+		if a.WarehouseID == nil {
+			scopes = append(scopes, "total:"+a.PreviousStatus+">"+a.Status)
+			continue
+		}
+		scopes = append(scopes, *a.WarehouseID+":"+a.PreviousStatus+">"+a.Status)
+	}
+	want := []string{":IN_STOCK>OUT_OF_STOCK", "WH-10:IN_STOCK>LOW_STOCK", "total:IN_STOCK>LOW_STOCK"}
+	if !slices.Equal(scopes, want) {
+		t.Fatalf("alerts %v, want %v", scopes, want)
 	}
 }
