@@ -14,6 +14,7 @@ import (
 	"github.com/stockpipe/stock/producer/source"
 	"github.com/stockpipe/stock/producer/state"
 	"github.com/stockpipe/stock/producer/statestore"
+	"github.com/stockpipe/stock/schemas"
 )
 
 // dirtyProduct is a product touched by the source transaction in hand: its
@@ -67,6 +68,9 @@ type handler struct {
 	com   *committer
 	// lateLogged is when a late source transaction was last logged.
 	lateLogged time.Time
+	// level is where Commit builds each touched product's level, encoded
+	// at once and then built over by the next.
+	level schemas.StockLevel
 }
 
 // add appends a record to the batch in hand. A single source transaction
@@ -128,7 +132,13 @@ func (h *handler) offer() error {
 	case h.com.in <- b:
 		h.handedOver(changes, carried)
 	default:
-		b.commitTimes = append(carried, b.commitTimes...)
+		// carried is empty unless a source transaction is half read: the
+		// commit times stay as they are rather than be copied at every
+		// source commit while the committer is busy (they were a tenth of
+		// a backlog's drain's allocations).
+		if len(carried) > 0 {
+			b.commitTimes = append(carried, b.commitTimes...)
+		}
 		b.state = nil // the period goes on; a later hand-over takes it
 	}
 	return nil
@@ -265,7 +275,7 @@ func (h *handler) Commit(ctx context.Context, tx change.Tx) error {
 		if err != nil {
 			return err
 		}
-		next := state.Level(id, rows, d.pos, txID, tx.CommitTime, false)
+		next := state.LevelInto(&h.level, id, rows, d.pos, txID, tx.CommitTime, false)
 		rec, err := h.build.level(id, next, d.pos, d.kind, tx.CommitTime)
 		if err != nil {
 			return err

@@ -118,30 +118,49 @@ func (s *Stream) Run(ctx context.Context, start uint64, h Handler) error {
 
 	r := &receiver{s: s, h: h}
 	nextStatus := time.Now().Add(s.cfg.StatusInterval)
+	// The wait for a message is bounded by the connection's read deadline,
+	// not by a context per message: a context with a deadline for every
+	// ReceiveMessage, and pgx's watch of it, were an eighth of what a
+	// backlog's drain allocated. The deadline is set again once it passed or
+	// when a status is due sooner, so a busy stream also times out every
+	// IdleInterval; Idle then offers the batch in hand, as the linger would.
+	var readBy time.Time
+	// Whatever uses the connection next waits as long as it asks to.
+	defer func() { _ = s.conn.Conn().SetReadDeadline(time.Time{}) }()
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		// Confirm soon after a batch is acked, not only on the interval, so
 		// the slot releases WAL promptly; at most every 50 ms.
 		if acked := s.confirmable(); acked != s.sent && time.Since(s.sentAt) >= 50*time.Millisecond {
 			nextStatus = time.Time{}
 		}
-		if time.Now().After(nextStatus) {
+		now := time.Now()
+		if now.After(nextStatus) {
 			if err := s.sendStatus(ctx); err != nil {
 				return err
 			}
-			nextStatus = time.Now().Add(s.cfg.StatusInterval)
+			now = time.Now()
+			nextStatus = now.Add(s.cfg.StatusInterval)
+			readBy = time.Time{} // a cancelled write clears the deadline
 		}
-		deadline := time.Now().Add(s.cfg.IdleInterval)
-		if nextStatus.Before(deadline) {
-			deadline = nextStatus
+		if !readBy.After(now) || nextStatus.Before(readBy) {
+			readBy = now.Add(s.cfg.IdleInterval)
+			if nextStatus.Before(readBy) {
+				readBy = nextStatus
+			}
+			if err := s.conn.Conn().SetReadDeadline(readBy); err != nil {
+				return fmt.Errorf("receiving from slot %s: %w", s.cfg.Slot, err)
+			}
 		}
-		rctx, cancel := context.WithDeadline(ctx, deadline)
-		raw, err := s.conn.ReceiveMessage(rctx)
-		cancel()
+		raw, err := s.conn.ReceiveMessage(context.Background())
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				readBy = time.Time{}
 				if err := h.Idle(ctx); err != nil {
 					return err
 				}

@@ -6,6 +6,7 @@
 package state
 
 import (
+	"slices"
 	"sort"
 	"time"
 
@@ -17,12 +18,22 @@ import (
 // Level builds the product's stock.levels.v1 value from its rows, or nil when
 // it has none (a tombstone).
 func Level(productID string, rows []change.Row, pos position.Position, txID int64, commitTime time.Time, snapshot bool) *schemas.StockLevel {
+	return LevelInto(&schemas.StockLevel{}, productID, rows, pos, txID, commitTime, snapshot)
+}
+
+// LevelInto is Level built in l, reusing the memory of its warehouses, for a
+// caller that encodes the level at once and keeps nothing of it: the stream
+// handler builds one for every product of every source transaction, a fifth
+// of what a backlog's drain allocated when each was new. It returns l, or
+// nil for no rows.
+func LevelInto(l *schemas.StockLevel, productID string, rows []change.Row, pos position.Position, txID int64, commitTime time.Time, snapshot bool) *schemas.StockLevel {
 	if len(rows) == 0 {
 		return nil
 	}
-	l := &schemas.StockLevel{
+	warehouses := slices.Grow(l.Warehouses[:0], len(rows))[:len(rows)]
+	*l = schemas.StockLevel{
 		ProductID:  productID,
-		Warehouses: make([]schemas.WarehouseStock, len(rows)),
+		Warehouses: warehouses,
 		Position:   schemas.PositionOf(pos),
 		TxID:       txID,
 		CommitTime: commitTime.UTC(),
