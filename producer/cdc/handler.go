@@ -134,8 +134,8 @@ func (h *handler) offer() error {
 	default:
 		// carried is empty unless a source transaction is half read: the
 		// commit times stay as they are rather than be copied at every
-		// source commit while the committer is busy (they were a tenth of
-		// a backlog's drain's allocations).
+		// source commit while the committer is busy (they were a twelfth
+		// of a backlog's drain's allocations).
 		if len(carried) > 0 {
 			b.commitTimes = append(carried, b.commitTimes...)
 		}

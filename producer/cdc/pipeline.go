@@ -57,7 +57,7 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) 
 	// instead of franz-go's 5 s.
 	watch := newKafkaWatch(kslog.New(klog), metrics)
 	p.hooks = append(writerOpts, kgo.WithLogger(watch), kgo.WithHooks(watch), kgo.MetadataMinAge(cfg.KafkaMetadataMinAge))
-	p.build = recordBuilder{cfg: &p.cfg, codec: &schemas.Codec{}}
+	p.build = newRecordBuilder(&p.cfg)
 	return p, nil
 }
 

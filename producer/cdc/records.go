@@ -15,36 +15,34 @@ import (
 type recordBuilder struct {
 	cfg   *Config
 	codec *schemas.Codec
-	// fixed are the header values that are the same on every record, and
-	// types those of the event types seen so far; at and atText the last
-	// commit time and its text, which a source transaction's records share.
-	// Made once rather than per record: they were a tenth of a backlog
-	// drain's allocations. The client never writes into a header's value.
-	fixed  *fixedHeaders
-	types  map[string][]byte
-	at     time.Time
-	atText []byte
+	// The header values that are the same on every record, the event types
+	// seen so far, and the last commit time with its text (a source
+	// transaction's records share it): made once rather than per record,
+	// they were a twentieth of a backlog drain's allocations. The client
+	// never writes into a header's value.
+	source, specVersion, contentType []byte
+	types                            map[string][]byte
+	at                               time.Time
+	atText                           []byte
 }
 
-type fixedHeaders struct{ source, specVersion, contentType []byte }
+func newRecordBuilder(cfg *Config) recordBuilder {
+	return recordBuilder{cfg: cfg, codec: &schemas.Codec{}, source: []byte(cfg.Source),
+		specVersion: []byte(schemas.SpecVersion), contentType: []byte(schemas.ContentType),
+		types: make(map[string][]byte)}
+}
 
 // maxCachedTypes bounds the cache of event types: a change's kind comes
 // from the source row, so a stranger's writes could name any number of them.
 const maxCachedTypes = 64
 
 func (b *recordBuilder) headers(id, typ string, at time.Time) []kgo.RecordHeader {
-	if b.fixed == nil {
-		b.fixed = &fixedHeaders{source: []byte(b.cfg.Source), specVersion: []byte(schemas.SpecVersion), contentType: []byte(schemas.ContentType)}
-	}
 	if b.atText == nil || !at.Equal(b.at) {
 		b.at, b.atText = at, []byte(at.UTC().Format(time.RFC3339Nano))
 	}
 	typText, ok := b.types[typ]
 	if !ok {
 		typText = []byte(typ)
-		if b.types == nil {
-			b.types = make(map[string][]byte)
-		}
 		if len(b.types) < maxCachedTypes {
 			b.types[typ] = typText
 		}
@@ -52,10 +50,10 @@ func (b *recordBuilder) headers(id, typ string, at time.Time) []kgo.RecordHeader
 	return []kgo.RecordHeader{
 		{Key: schemas.HeaderID, Value: []byte(id)},
 		{Key: schemas.HeaderType, Value: typText},
-		{Key: schemas.HeaderSource, Value: b.fixed.source},
+		{Key: schemas.HeaderSource, Value: b.source},
 		{Key: schemas.HeaderTime, Value: b.atText},
-		{Key: schemas.HeaderSpecVersion, Value: b.fixed.specVersion},
-		{Key: schemas.HeaderContentType, Value: b.fixed.contentType},
+		{Key: schemas.HeaderSpecVersion, Value: b.specVersion},
+		{Key: schemas.HeaderContentType, Value: b.contentType},
 	}
 }
 

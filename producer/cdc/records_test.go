@@ -16,7 +16,7 @@ import (
 // its own transaction's time and kind, and a later record must not change
 // an earlier one's.
 func TestRecordHeadersFollowEachRecord(t *testing.T) {
-	b := &recordBuilder{cfg: &Config{Source: "/stock/test", ChangesTopic: "c", LevelsTopic: "l"}, codec: &schemas.Codec{}}
+	b := newRecordBuilder(&Config{Source: "/stock/test", ChangesTopic: "c", LevelsTopic: "l"})
 	row := func(kind string) *change.Row {
 		return &change.Row{ProductID: "P", WarehouseID: "W", OnHand: 1, LastChangeKind: kind, UpdatedAt: time.Unix(1, 0)}
 	}

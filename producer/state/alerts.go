@@ -10,11 +10,11 @@ import (
 // Statuses are what Alerts compares a product's new level with: the status
 // of the product and of each of its warehouse rows before a change. The
 // stream handler keeps them for every product a source transaction touches
-// (50,000 of them in a million-row transaction), so the rows' are packed
-// into one string: per row, in warehouse id order as the store keeps them,
-// a status code byte, the warehouse id and a zero byte (PostgreSQL text
-// cannot hold one). A product of 20 rows costs about 200 bytes, a quarter
-// of a slice of id and status pairs, and keeps no decoded row alive.
+// (50,000 of them in a million-row transaction), so the rows' statuses are
+// packed into one string: per row, in warehouse id order as the store keeps
+// them, a status code byte, the warehouse id and a zero byte (PostgreSQL
+// text cannot hold one). A product of 20 rows costs about 200 bytes, a
+// quarter of a slice of id and status pairs, and keeps no decoded row alive.
 type Statuses struct {
 	product string
 	rows    string
