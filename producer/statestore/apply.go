@@ -52,29 +52,15 @@ func (s *Store) Apply(c *Changes, owner, mark string) error {
 func writeChanges(b *pebble.Batch, c *Changes) error {
 	var key, val []byte
 	for _, e := range c.entries {
-		prefix := rowPrefix(nil, e.id)
-		if e.replaced {
-			if err := b.DeleteRange(prefix, prefixEnd(prefix), nil); err != nil {
-				return err
-			}
-			for i := range e.rows {
-				key = rowKey(key[:0], e.id, e.rows[i].WarehouseID)
+		for _, w := range e.changed {
+			key = rowKey(key[:0], e.id, w)
+			if i, ok := find(e.rows, w); ok {
 				val = encodeRow(val[:0], &e.rows[i])
 				if err := b.Set(key, val, nil); err != nil {
 					return err
 				}
-			}
-		} else {
-			for _, w := range e.changed {
-				key = rowKey(key[:0], e.id, w)
-				if i, ok := find(e.rows, w); ok {
-					val = encodeRow(val[:0], &e.rows[i])
-					if err := b.Set(key, val, nil); err != nil {
-						return err
-					}
-				} else if err := b.Delete(key, nil); err != nil {
-					return err
-				}
+			} else if err := b.Delete(key, nil); err != nil {
+				return err
 			}
 		}
 		key = productKey(key[:0], e.id)

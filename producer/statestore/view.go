@@ -1,6 +1,7 @@
 package statestore
 
 import (
+	"slices"
 	"sort"
 	"unsafe"
 
@@ -41,10 +42,13 @@ type entry struct {
 	rows []change.Row
 	// period is the period the entry was last changed in (0: as read).
 	period uint64
-	// changed lists the warehouses whose rows changed in period; replaced
-	// says every row did (write them all after removing the old ones).
+	// changed lists, once each, the warehouses whose rows changed in
+	// period (set, removed or cleared): Apply writes or deletes exactly
+	// those keys. Never a range deletion: every range tombstone in Pebble's
+	// memtable made each later iterator fragment them all again, which was
+	// a sixth of a backlog's drain (hot products changed over and over in
+	// one large period were rewritten behind a range deletion).
 	changed    []string
-	replaced   bool
 	size       int64
 	prev, next *entry // in the LRU list while evictable
 }
@@ -206,7 +210,7 @@ func (v *View) writable(product string) (*entry, error) {
 		v.entries[product] = e
 	} else {
 		v.lruRemove(e) // pinned until its period is applied
-		e.changed, e.replaced = nil, false
+		e.changed = nil
 	}
 	e.period = v.period
 	v.dirty = append(v.dirty, e)
@@ -222,14 +226,11 @@ func (v *View) resize(e *entry) {
 	e.size = n
 }
 
+// markChanged adds warehouse to changed unless it is there: the list is
+// bounded by the product's warehouses however often they change in one
+// period (the search is over interned strings, a few per product).
 func (e *entry) markChanged(warehouse string) {
-	if e.replaced || (len(e.changed) > 0 && e.changed[len(e.changed)-1] == warehouse) {
-		return
-	}
-	if len(e.changed) > len(e.rows)+8 {
-		// Changed over and over within one period: rewriting the product
-		// is cheaper than remembering each change.
-		e.replaced, e.changed = true, nil
+	if slices.Contains(e.changed, warehouse) {
 		return
 	}
 	e.changed = append(e.changed, warehouse)
@@ -313,7 +314,10 @@ func (v *View) Clear(product string) error {
 	}
 	v.rows -= int64(len(e.rows))
 	v.products--
-	e.rows, e.replaced, e.changed = nil, true, nil
+	for i := range e.rows {
+		e.markChanged(e.rows[i].WarehouseID)
+	}
+	e.rows = nil
 	v.resize(e)
 	return nil
 }

@@ -242,3 +242,56 @@ func TestViewPutDeleteKeepsRowsSorted(t *testing.T) {
 		t.Fatalf("after deletes rows=%d products=%d", v.Rows(), v.Products())
 	}
 }
+
+// A product changed over and over within one period (a backlog's hot
+// product in one large batch), rows removed, added back and the product
+// cleared and refilled, reaches the store exactly as the view has it: Apply
+// writes or deletes each changed warehouse once, with no range deletion.
+func TestManyChangesInOnePeriodReachTheStore(t *testing.T) {
+	s := openTest(t, t.TempDir())
+	defer s.Close()
+	v := s.NewView(1<<20, 0, 0)
+	commit := func(mark string) {
+		c := v.Pending()
+		v.Advance(c)
+		must(t, s.Apply(c, "me", mark))
+	}
+	for w := 0; w < 10; w++ {
+		_, err := v.Put(row("HOT", fmt.Sprintf("W%02d", w), 1))
+		must(t, err)
+		_, err = v.Put(row("GONE", fmt.Sprintf("W%02d", w), 1))
+		must(t, err)
+	}
+	commit("first")
+	for round := 0; round < 30; round++ {
+		for w := 0; w < 15; w++ {
+			_, err := v.Put(row("HOT", fmt.Sprintf("W%02d", w), int32(round)))
+			must(t, err)
+		}
+		for w := 0; w < 5; w++ {
+			_, err := v.Delete(change.Key{ProductID: "HOT", WarehouseID: fmt.Sprintf("W%02d", w)})
+			must(t, err)
+		}
+	}
+	must(t, v.Clear("GONE"))
+	_, err := v.Put(row("GONE", "W07", 9))
+	must(t, err)
+	must(t, v.Clear("GONE"))
+	commit("second")
+
+	hot, err := s.ReadProduct("HOT")
+	must(t, err)
+	var want []change.Row
+	for w := 5; w < 15; w++ {
+		want = append(want, row("HOT", fmt.Sprintf("W%02d", w), 29))
+	}
+	if !reflect.DeepEqual(hot, want) {
+		t.Fatalf("HOT in the store = %+v, want W05..W14 of the last round", hot)
+	}
+	if gone, err := s.ReadProduct("GONE"); err != nil || len(gone) != 0 {
+		t.Fatalf("GONE in the store = %+v, %v; want no rows", gone, err)
+	}
+	if rows, products, err := s.Count(); err != nil || rows != 10 || products != 1 {
+		t.Fatalf("store counts %d rows %d products (%v), want 10 and 1", rows, products, err)
+	}
+}
