@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,7 @@ type common struct {
 	SamplesPerSecond float64       `name:"samples-per-second" default:"25" help:"Writes followed end to end per second."`
 	PollInterval     time.Duration `name:"poll-interval" default:"1ms" help:"Poll period of a young sample (Redis and API)."`
 	LogLevel         string        `name:"log-level" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+	CPUProfile       string        `name:"cpu-profile" help:"Write the bench's own CPU profile (simulator, samplers, consumers) over the whole run to this file."`
 }
 
 type pipelineCmd struct {
@@ -217,6 +219,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	log.Info("bench starting", "run_id", id, "command", kctx.Command(), "log_dir", cfg.LogDir)
 
+	if prof := c.Pipeline.CPUProfile + c.Debezium.CPUProfile; prof != "" {
+		stop, err := profileCPU(prof)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	env, err := suite.Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -241,6 +250,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "\nresults:", path)
 	}
 	return errors.Join(err, werr)
+}
+
+// profileCPU starts the bench's own CPU profile: what its load costs the
+// machine it shares with the programs under test.
+func profileCPU(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
 
 // summarize prints the distributions over several runs' result files.
