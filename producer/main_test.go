@@ -28,8 +28,11 @@ func TestParseConfig(t *testing.T) {
 				p.Slot == "stock_cdc" && p.Publication == "stock_pub" && p.Partitions == 6 && p.BatchMaxRecords == 20_000 &&
 				p.BatchLinger == 5*time.Millisecond && p.ShutdownTimeout == 10*time.Second && p.KafkaMetadataMinAge == 50*time.Millisecond &&
 				p.LevelsTopic == schemas.TopicLevels && p.TransactionalID == "stock-producer-stock_cdc" &&
-				c.MetricsAddr == "127.0.0.1:9101" && c.MemoryLimitMiB == 1024
+				c.MetricsAddr == "127.0.0.1:9101" && c.MemoryLimitMiB == 1024 && p.KafkaCompression == "lz4"
 		}},
+		{Name: "compression from the environment", Env: map[string]string{"STOCK_PRODUCER_KAFKA_COMPRESSION": "zstd"},
+			Check: func(c *config) bool { return c.pipeline().KafkaCompression == "zstd" }},
+		{Name: "unknown compression", Args: []string{"--kafka-compression", "brotli"}, WantErr: []string{"--kafka-compression"}},
 		{Name: "environment fallback", Env: map[string]string{"STOCK_KAFKA_BROKERS": "k1:9092,k2:9092", "STOCK_SLOT": "s1",
 			"STOCK_TOPIC_PREFIX": "t1.", "STOCK_PG_URL": "postgres://u:p@db/x", "STOCK_PRODUCER_TAKE_OVER_SLOT": "true"},
 			Check: func(c *config) bool {

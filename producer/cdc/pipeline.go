@@ -56,7 +56,9 @@ func New(cfg Config, log *slog.Logger, metrics *Metrics, writerOpts ...kgo.Opt) 
 	// and refreshes metadata for a retried produce within KafkaMetadataMinAge
 	// instead of franz-go's 5 s.
 	watch := newKafkaWatch(kslog.New(klog), metrics)
-	p.hooks = append(writerOpts, kgo.WithLogger(watch), kgo.WithHooks(watch), kgo.MetadataMinAge(cfg.KafkaMetadataMinAge))
+	codec, _ := sink.Compression(cfg.KafkaCompression) // validated
+	p.hooks = append(writerOpts, kgo.WithLogger(watch), kgo.WithHooks(watch), kgo.MetadataMinAge(cfg.KafkaMetadataMinAge),
+		kgo.ProducerBatchCompression(codec))
 	p.build = newRecordBuilder(&p.cfg)
 	return p, nil
 }

@@ -259,6 +259,26 @@ func TestPipelineOddTransactions(t *testing.T) {
 		}
 	})
 
+	t.Run("batches are lz4 unless compression would make them larger", func(t *testing.T) {
+		// franz-go sends a batch uncompressed when the codec does not
+		// shrink it (a single small record).
+		var lz4 int
+		for _, topic := range []string{h.cfg.LevelsTopic, h.cfg.ChangesTopic} {
+			for _, r := range h.records(topic) {
+				switch c := r.Attrs.CompressionType(); c {
+				case 3:
+					lz4++
+				case 0:
+				default:
+					t.Fatalf("%s offset %d: compression type %d, want lz4 (3) or none", topic, r.Offset, c)
+				}
+			}
+		}
+		if lz4 == 0 {
+			t.Fatal("no lz4 batch in the levels and changes topics")
+		}
+	})
+
 	t.Run("primary key change moves the row", func(t *testing.T) {
 		h.exec(`UPDATE inventory_levels SET warehouse_id = 'W3', version = version + 1 WHERE product_id = 'P2' AND warehouse_id = 'W2'`)
 		h.waitLevel("key change", "P2", "W1=10 W3=20")

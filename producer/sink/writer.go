@@ -48,6 +48,24 @@ func retryBackoff(tries int) time.Duration {
 	return 2 * time.Millisecond << min(max(tries-1, 0), 9)
 }
 
+// Compression is the batch codec of a name (none, snappy, lz4, zstd, gzip),
+// false for a name it does not know.
+func Compression(name string) (kgo.CompressionCodec, bool) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), true
+	case "snappy":
+		return kgo.SnappyCompression(), true
+	case "lz4":
+		return kgo.Lz4Compression(), true
+	case "zstd":
+		return kgo.ZstdCompression(), true
+	case "gzip":
+		return kgo.GzipCompression(), true
+	}
+	return kgo.CompressionCodec{}, false
+}
+
 // NewWriter creates the transactional client and fences previous instances
 // by committing a boot marker, which also aborts whatever transaction a
 // killed predecessor left open, so readers see a stable end right after.
