@@ -228,7 +228,8 @@ func (v *View) resize(e *entry) {
 
 // markChanged adds warehouse to changed unless it is there: the list is
 // bounded by the product's warehouses however often they change in one
-// period (the search is over interned strings, a few per product).
+// period, and the linear search over it (interned strings, at most one
+// per warehouse) is cheap beside the row's decoding and encoding.
 func (e *entry) markChanged(warehouse string) {
 	if slices.Contains(e.changed, warehouse) {
 		return

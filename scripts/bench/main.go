@@ -187,11 +187,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	id := time.Now().UTC().Format("0102t1504") + hex.EncodeToString(b[:2])
 
 	var cfg suite.Config
-	var level string
+	var level, profile string
 	switch kctx.Command() {
 	case "pipeline":
 		p := c.Pipeline
-		level = p.LogLevel
+		level, profile = p.LogLevel, p.CPUProfile
 		cfg = p.config(id)
 		cfg.ProjectorMetrics, cfg.RebuildMetrics, cfg.APIAddr = p.ProjectorMetrics, p.RebuildMetrics, p.APIAddr
 		if cfg.Fixed, err = parseSteps(p.Fixed); err != nil {
@@ -202,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.Backlog, cfg.BacklogRate, cfg.Rebuild = p.Backlog, p.BacklogRate, p.Rebuild
 	case "debezium":
 		d := c.Debezium
-		level = d.LogLevel
+		level, profile = d.LogLevel, d.CPUProfile
 		cfg = d.config(id)
 		cfg.Java, cfg.DebeziumLibs, cfg.DebeziumConf, cfg.DebeziumREST = d.Java, d.DebeziumLibs, d.DebeziumConf, d.DebeziumREST
 		if cfg.PeerSteps, err = parseSteps(d.Steps); err != nil {
@@ -219,8 +219,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	log.Info("bench starting", "run_id", id, "command", kctx.Command(), "log_dir", cfg.LogDir)
 
-	if prof := c.Pipeline.CPUProfile + c.Debezium.CPUProfile; prof != "" {
-		stop, err := profileCPU(prof)
+	if profile != "" {
+		stop, err := profileCPU(profile)
 		if err != nil {
 			return err
 		}
