@@ -17,6 +17,7 @@ import (
 	"github.com/stockpipe/stock/internal/redact"
 	"github.com/stockpipe/stock/internal/secret"
 	"github.com/stockpipe/stock/producer/cdc"
+	"github.com/stockpipe/stock/producer/sink"
 	"github.com/stockpipe/stock/producer/status"
 	"github.com/stockpipe/stock/schemas"
 )
@@ -45,7 +46,7 @@ type config struct {
 	PprofAddr            string                 `name:"pprof-addr" env:"STOCK_PRODUCER_PPROF_ADDR" help:"Serve Go's pprof profiles (/debug/pprof/) on this address (empty: off; the metrics address serves both). Keep it on loopback or a private network."`
 	MemoryLimitMiB       int                    `name:"memory-limit-mib" env:"STOCK_PRODUCER_MEMORY_LIMIT_MIB" default:"1024" help:"Soft memory limit of the process in MiB: the collector's is this less the state store's memory outside the Go heap, raised to twice the live heap when that needs it (0: none; GOMEMLIMIT wins)."`
 	TransactionalID      string                 `name:"transactional-id" env:"STOCK_PRODUCER_TRANSACTIONAL_ID" default:"" help:"Kafka transactional id (default: derived from the slot and the topic prefix, so two deployments on one cluster never fence each other)."`
-	KafkaCompression     string                 `name:"kafka-compression" env:"STOCK_PRODUCER_KAFKA_COMPRESSION" default:"${kafka_compression}" enum:"none,snappy,lz4,zstd,gzip" help:"Codec of the record batches written to Kafka (none, snappy, lz4, zstd, gzip). The broker decompresses every batch to check it, so a codec costs its CPU as well as ours."`
+	KafkaCompression     string                 `name:"kafka-compression" env:"STOCK_PRODUCER_KAFKA_COMPRESSION" default:"${kafka_compression}" enum:"${kafka_compressions}" help:"Codec of the record batches written to Kafka (${kafka_compressions}). The broker decompresses every batch to check it, so a codec costs its CPU as well as ours."`
 	KafkaMetadataMinAge  time.Duration          `name:"kafka-metadata-min-age" env:"STOCK_PRODUCER_KAFKA_METADATA_MIN_AGE" default:"${kafka_metadata_min_age}" help:"Shortest time between two metadata refreshes of the transactional client: a produce the broker asked to retry waits for one (franz-go's default is 5s)."`
 	TakeOverSlot         bool                   `name:"take-over-slot" env:"STOCK_PRODUCER_TAKE_OVER_SLOT" help:"Take a slot recorded as another deployment's (or without an owner) and start it over with a snapshot. The other deployment's topics then miss what this one reads."`
 	StateDir             string                 `name:"state-dir" env:"STOCK_PRODUCER_STATE_DIR" default:"" help:"Folder of the per-product state store on local disk, one per deployment (default: .local/producer-state/<transactional id> under the working directory). Losing it costs a rebuild from Kafka at the next start."`
@@ -77,6 +78,7 @@ func vars() kong.Vars {
 		"shutdown_timeout":       d.ShutdownTimeout.String(),
 		"kafka_metadata_min_age": d.KafkaMetadataMinAge.String(),
 		"kafka_compression":      d.KafkaCompression,
+		"kafka_compressions":     strings.Join(sink.CompressionNames, ","),
 		"state_cache_mib":        strconv.Itoa(d.StateCacheMiB),
 	}
 }

@@ -48,22 +48,20 @@ func retryBackoff(tries int) time.Duration {
 	return 2 * time.Millisecond << min(max(tries-1, 0), 9)
 }
 
-// Compression is the batch codec of a name (none, snappy, lz4, zstd, gzip),
-// false for a name it does not know.
+// CompressionNames are the batch codecs the writer knows, by the names
+// the configuration gives them.
+var CompressionNames = []string{"none", "snappy", "lz4", "zstd", "gzip"}
+
+var compressions = map[string]kgo.CompressionCodec{
+	"none": kgo.NoCompression(), "snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(),
+	"zstd": kgo.ZstdCompression(), "gzip": kgo.GzipCompression(),
+}
+
+// Compression is the batch codec of a name in CompressionNames, false for
+// another name.
 func Compression(name string) (kgo.CompressionCodec, bool) {
-	switch name {
-	case "none":
-		return kgo.NoCompression(), true
-	case "snappy":
-		return kgo.SnappyCompression(), true
-	case "lz4":
-		return kgo.Lz4Compression(), true
-	case "zstd":
-		return kgo.ZstdCompression(), true
-	case "gzip":
-		return kgo.GzipCompression(), true
-	}
-	return kgo.CompressionCodec{}, false
+	c, ok := compressions[name]
+	return c, ok
 }
 
 // NewWriter creates the transactional client and fences previous instances
